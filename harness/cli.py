@@ -1,0 +1,159 @@
+"""The `harness` command: a thin Typer layer over the Python API."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import HarnessError
+
+app = typer.Typer(
+    help="Hyperparameter search and benchmarking for Keras CNNs (Ray Tune + Optuna).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+if not console.is_terminal:  # pipes and CI logs: no reason to fold at 80 columns
+    console = Console(width=200)
+err_console = Console(stderr=True)
+
+ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder.")]
+StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name (default: all).")]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="HARNESS_DATA_DIR", help="Folder holding the datasets."),
+]
+
+
+class Backend(str, Enum):
+    tensorflow = "tensorflow"
+    jax = "jax"
+    torch = "torch"
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command()
+def search(
+    space: Annotated[Path, typer.Argument(help="Search space YAML file.")],
+    trials: Annotated[int | None, typer.Option(help="Override search.trials.")] = None,
+    max_epochs: Annotated[int | None, typer.Option(help="Override search.max_epochs.")] = None,
+    study: Annotated[str | None, typer.Option(help="Override the study name.")] = None,
+    results: ResultsOpt = Path("results"),
+    data_dir: DataDirOpt = None,
+    cpus_per_trial: Annotated[float | None, typer.Option(help="CPUs per trial.")] = None,
+    gpus_per_trial: Annotated[float | None, typer.Option(help="GPUs per trial (0.5 = half).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Most trials at once.")] = None,
+    address: Annotated[str | None, typer.Option(help="Join a Ray cluster (e.g. auto).")] = None,
+    backend: Annotated[Backend | None, typer.Option(help="Keras backend.")] = None,
+    time_budget: Annotated[float | None, typer.Option(help="Wall-clock budget, seconds.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override search.seed.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the study's interrupted run.")] = False,
+    top: Annotated[int, typer.Option(help="Rows in the final table.")] = 10,
+) -> None:
+    """Run a hyperparameter search (or a fixed baseline) and print its leaderboard."""
+    from harness.progress import leaderboard_table
+    from harness.search import run_search
+    from harness.spec import load_spec
+
+    spec = load_spec(space).with_overrides(
+        **{
+            "search.trials": trials,
+            "search.max_epochs": max_epochs,
+            "study": study,
+            "resources.cpus_per_trial": cpus_per_trial,
+            "resources.gpus_per_trial": gpus_per_trial,
+            "search.max_concurrent": concurrency,
+            "search.time_budget_s": time_budget,
+            "search.seed": seed,
+        }
+    )
+    frame = run_search(
+        spec,
+        results_dir=results,
+        data_dir=data_dir,
+        address=address,
+        backend=backend.value if backend else None,
+        resume=resume,
+        console=err_console,
+    )
+    console.print(leaderboard_table(frame.head(top), title=f"{spec.study}: top {top}"))
+    counts = frame["status"].value_counts().to_dict() if not frame.empty else {}
+    console.print(f"{len(frame)} trials: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+@app.command()
+def leaderboard(
+    results: ResultsOpt = Path("results"),
+    study: StudyOpt = None,
+    top: Annotated[int | None, typer.Option(help="Show the best K rows.")] = None,
+    format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+) -> None:
+    """Print the leaderboard, best first."""
+    from harness.leaderboard import load_leaderboard
+    from harness.progress import leaderboard_table
+
+    frame = load_leaderboard(results, study)
+    if frame.empty:
+        raise HarnessError(f"No leaderboard rows under {results}" + (f" for study {study!r}" if study else "") + "; run `harness search` first.")
+    if top:
+        frame = frame.groupby("study", sort=False).head(top)
+    if format is Format.table:
+        console.print(leaderboard_table(frame))
+    elif format is Format.csv:
+        sys.stdout.write(frame.to_csv(index=False))
+    elif format is Format.json:
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
+    else:
+        sys.stdout.write(frame.to_markdown(index=False) + "\n")
+
+
+@app.command()
+def datasets(data_dir: DataDirOpt = None) -> None:
+    """List the known datasets and where each was found."""
+    from harness.data import locate, search_roots
+    from harness.spec import DATASETS
+
+    table = Table(title="Datasets")
+    table.add_column("name")
+    table.add_column("found at")
+    for name in DATASETS:
+        where = locate(name, data_dir)
+        if name == "image_folder":
+            where = "any folder with train/<class>/* and test/<class>/* (dataset.path)"
+        table.add_row(name, where or "[red]not found[/] (a Keras download will be tried)")
+    console.print(table)
+    console.print("Searched: " + ", ".join(str(r) for r in search_roots(data_dir)))
+
+
+def main() -> None:
+    """Entry point: bad input exits 2 with one paragraph, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except HarnessError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("interrupted; continue with `harness search SPACE.yaml --resume`")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise

@@ -1,0 +1,131 @@
+"""The Parquet leaderboard: one row per trial, written atomically by the driver.
+
+Layout: `<results>/leaderboard/<study>/<trial_id>.parquet`, `study` kept as a column
+(plain folder names, no Hive partitions). Every file has the same explicit schema,
+with a fixed `hp_*` column per vocabulary entry (see harness.space): pyarrow infers
+a directory's schema from its first file, so per-study columns would silently vanish
+from `pandas.read_parquet("results/leaderboard")`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from harness.space import PARAMETERS, base_name, column_names
+
+_TS = pa.timestamp("us", tz="UTC")
+_HP_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string()}
+BASE_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("study", pa.string()),
+    ("trial_id", pa.string()),
+    ("run_id", pa.string()),
+    ("status", pa.string()),
+    ("dataset", pa.string()),
+    ("val_accuracy", pa.float64()),
+    ("val_loss", pa.float64()),
+    ("test_accuracy", pa.float64()),
+    ("test_loss", pa.float64()),
+    ("epochs_run", pa.int64()),
+    ("best_epoch", pa.int64()),
+    ("train_time_s", pa.float64()),
+    ("total_time_s", pa.float64()),
+    ("first_epoch_s", pa.float64()),
+    ("params", pa.int64()),
+    ("error", pa.string()),
+    ("backend", pa.string()),
+    ("device", pa.string()),
+    ("started_at", _TS),
+    ("finished_at", _TS),
+    ("model_path", pa.string()),
+    ("objective_metric", pa.string()),
+    ("objective_mode", pa.string()),
+    ("spec_hash", pa.string()),
+    ("harness_version", pa.string()),
+    ("keras_version", pa.string()),
+    ("backend_version", pa.string()),
+    ("node", pa.string()),
+    ("written_at", _TS),
+]
+SCHEMA = pa.schema(
+    BASE_FIELDS
+    + [(f"hp_{key}", _HP_TYPES[PARAMETERS[base_name(key)].kind]) for key in column_names()]
+)
+STATUSES = ("completed", "pruned", "failed")
+
+
+def leaderboard_dir(results_dir: str | Path) -> Path:
+    return Path(results_dir) / "leaderboard"
+
+
+def make_row(values: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """A full row: known columns from `values`, `hp_*` from the trial config, rest null."""
+    row: dict[str, Any] = {name: None for name in SCHEMA.names}
+    row.update({k: v for k, v in values.items() if k in row})
+    for key, value in config.items():
+        if f"hp_{key}" in row:
+            row[f"hp_{key}"] = value
+    for name in ("started_at", "finished_at"):
+        if isinstance(row[name], str):
+            row[name] = datetime.fromisoformat(row[name])
+    row["written_at"] = datetime.now(UTC)
+    if row["status"] not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}; got {row['status']!r}")
+    return row
+
+
+def write_row(results_dir: str | Path, row: Mapping[str, Any]) -> Path:
+    """Write one trial's row; rewriting the same trial id replaces it (idempotent)."""
+    folder = leaderboard_dir(results_dir) / str(row["study"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{row['trial_id']}.parquet"
+    tmp = folder / f".{row['trial_id']}.parquet.tmp"  # dot files are invisible to readers
+    pq.write_table(pa.Table.from_pylist([dict(row)], schema=SCHEMA), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_table(results_dir: str | Path, study: str | None = None) -> pa.Table:
+    """Every complete row file, read with the fixed schema (missing columns become null)."""
+    root = leaderboard_dir(results_dir)
+    folder = root / study if study else root
+    if not folder.is_dir():
+        return SCHEMA.empty_table()
+    dataset = ds.dataset(folder, schema=SCHEMA, format="parquet", exclude_invalid_files=True)
+    table = dataset.to_table()
+    if study:
+        table = table.filter(ds.field("study") == study)
+    return table
+
+
+def load_leaderboard(results_dir: str | Path = "results", study: str | None = None) -> pd.DataFrame:
+    """All rows (of one study) sorted by each study's objective, best first.
+
+    Failed and unscored trials sort last; a trial id appears once even if its row
+    was rewritten.
+    """
+    frame = read_table(results_dir, study).to_pandas()
+    if frame.empty:
+        return frame
+    frame = frame.sort_values("written_at").drop_duplicates(["study", "trial_id"], keep="last")
+    metric_values = [
+        row[metric] if isinstance(metric, str) and metric in frame.columns else None
+        for metric, row in zip(frame["objective_metric"], frame.to_dict("records"), strict=True)
+    ]
+    sign = frame["objective_mode"].map({"max": -1.0, "min": 1.0}).fillna(-1.0)
+    frame["_key"] = pd.to_numeric(pd.Series(metric_values, index=frame.index)) * sign
+    frame = frame.sort_values(["study", "_key"], na_position="last", kind="stable")
+    return frame.drop(columns="_key").reset_index(drop=True)
+
+
+def written_trial_ids(results_dir: str | Path, study: str) -> set[str]:
+    folder = leaderboard_dir(results_dir) / study
+    return {p.stem for p in folder.glob("*.parquet")} if folder.is_dir() else set()

@@ -1,0 +1,243 @@
+"""The hyperparameter vocabulary of a CNN and how each entry is sampled.
+
+Every parameter name a search space may use is declared once in `PARAMETERS`, with
+its type. That one table drives validation (`space.filters: choices must be
+integers`), Optuna's define-by-run sampling, the model builder's defaults and the
+leaderboard's fixed `hp_*` columns, so no other module hard-codes parameter names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    import optuna
+
+MAX_BLOCKS = 8
+"""Most conv blocks a space may ask for; fixes the leaderboard's per-block columns."""
+
+Kind = Literal["int", "float", "bool", "str"]
+Value = int | float | bool | str
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One entry of the vocabulary: its type, default and allowed values."""
+
+    kind: Kind
+    default: Value | None
+    per_block: bool = False
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    help: str = ""
+
+
+OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
+PARAMETERS: dict[str, Parameter] = {
+    "conv_blocks": Parameter("int", 2, low=1, high=MAX_BLOCKS, help="number of conv blocks"),
+    "filters": Parameter("int", 32, per_block=True, low=1, help="filters per conv layer"),
+    "kernel_size": Parameter("int", 3, per_block=True, low=1, help="conv kernel size"),
+    "convs_per_block": Parameter("int", 1, per_block=True, low=1, high=4),
+    "padding": Parameter("str", "same", per_block=True, choices=("same", "valid")),
+    "batch_norm": Parameter("bool", False, per_block=True, help="BatchNorm after each conv"),
+    "pool_size": Parameter("int", 2, per_block=True, low=1, help="max pooling; 1 = none"),
+    "dropout": Parameter("float", 0.0, per_block=True, low=0.0, high=0.95),
+    "activation": Parameter(
+        "str", "relu", choices=("relu", "elu", "gelu", "selu", "swish", "tanh")
+    ),
+    "dense_units": Parameter("int", 128, low=0, help="hidden dense units; 0 = none"),
+    "dense_dropout": Parameter(
+        "float", None, low=0.0, high=0.95, help="defaults to the last block's dropout"
+    ),
+    "optimizer": Parameter("str", "adam", choices=OPTIMIZERS),
+    "learning_rate": Parameter("float", 1e-3, low=1e-7, high=10.0),
+    "batch_size": Parameter("int", 64, low=1, high=65536),
+}
+
+
+def column_names() -> list[str]:
+    """Config keys of every possible sampled value, in a stable order."""
+    names: list[str] = []
+    for name, param in PARAMETERS.items():
+        names.append(name)
+        if param.per_block:
+            names.extend(f"{name}_{i}" for i in range(1, MAX_BLOCKS + 1))
+    return names
+
+
+def base_name(key: str) -> str:
+    """`filters_2` -> `filters`; `filters` -> `filters`."""
+    head, _, tail = key.rpartition("_")
+    return head if tail.isdigit() and head in PARAMETERS else key
+
+
+def _check_value(name: str, value: Any, what: str) -> None:
+    """Raise ValueError unless `value` fits parameter `name`."""
+    param = PARAMETERS[name]
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "str": isinstance(value, str),
+    }[param.kind]
+    if not ok:
+        expected = {"int": "an integer", "float": "a number", "bool": "true or false"}
+        allowed = expected.get(param.kind) or f"one of {list(param.choices or ())}"
+        raise ValueError(f"{what} must be {allowed}; got {value!r}")
+    if param.choices is not None and value not in param.choices:
+        raise ValueError(f"{what} must be one of {list(param.choices)}; got {value!r}")
+    if param.low is not None and value < param.low:
+        raise ValueError(f"{what} must be >= {param.low}; got {value!r}")
+    if param.high is not None and value > param.high:
+        raise ValueError(f"{what} must be <= {param.high}; got {value!r}")
+
+
+class _Dist(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    per_block: bool = False
+
+
+class IntDist(_Dist):
+    type: Literal["int"]
+    low: int
+    high: int
+    step: int = Field(1, ge=1)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _bounds(self) -> IntDist:
+        _check_bounds(self.low, self.high, self.log, self.step != 1)
+        return self
+
+
+class FloatDist(_Dist):
+    type: Literal["float"]
+    low: float
+    high: float
+    step: float | None = Field(None, gt=0)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _bounds(self) -> FloatDist:
+        _check_bounds(self.low, self.high, self.log, self.step is not None)
+        return self
+
+
+class CategoricalDist(_Dist):
+    type: Literal["categorical"]
+    choices: list[bool | int | float | str] = Field(min_length=1)
+
+
+Distribution = IntDist | FloatDist | CategoricalDist
+
+
+def _check_bounds(low: float, high: float, log: bool, stepped: bool) -> None:
+    if low > high:
+        raise ValueError(f"low must be <= high; got low={low}, high={high}")
+    if log and low <= 0:
+        raise ValueError(f"log scale needs low > 0; got low={low}")
+    if log and stepped:
+        raise ValueError("use either `log` or `step`, not both")
+
+
+def parse_entry(name: str, raw: Any) -> Distribution | Value | list[Value]:
+    """Validate one `space:` entry against the vocabulary."""
+    if name not in PARAMETERS:
+        raise ValueError(f"unknown parameter {name!r}; allowed: {', '.join(PARAMETERS)}")
+    param = PARAMETERS[name]
+    if isinstance(raw, dict):
+        kinds = {"int": IntDist, "float": FloatDist, "categorical": CategoricalDist}
+        if raw.get("type") not in kinds:
+            raise ValueError(f"type must be one of {list(kinds)}; got {raw.get('type')!r}")
+        dist = kinds[raw["type"]].model_validate(raw)
+        _check_dist(name, param, dist)
+        return dist
+    if isinstance(raw, list):
+        if not param.per_block:
+            raise ValueError("a list of fixed values is only allowed for per-block parameters")
+        if not raw:
+            raise ValueError("a list of per-block values must not be empty")
+        for i, value in enumerate(raw, 1):
+            _check_value(name, value, f"block {i} value")
+        return raw
+    _check_value(name, raw, "the fixed value")
+    return raw
+
+
+def _check_dist(name: str, param: Parameter, dist: Distribution) -> None:
+    if dist.per_block and not param.per_block:
+        per_block = [n for n, p in PARAMETERS.items() if p.per_block]
+        raise ValueError(f"per_block is only allowed for {per_block}")
+    if isinstance(dist, CategoricalDist):
+        for value in dist.choices:
+            _check_value(name, value, "each choice")
+        return
+    if param.kind not in ("int", "float") or (param.kind == "int" and dist.type == "float"):
+        raise ValueError(f"type {dist.type!r} does not fit a {param.kind} parameter")
+    _check_value(name, dist.low, "low")
+    _check_value(name, dist.high, "high")
+
+
+def validate_space(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Parse every entry and check that per-block lists cover every block."""
+    space = {name: parse_entry(name, value) for name, value in raw.items()}
+    most = max_blocks(space)
+    for name, value in space.items():
+        if isinstance(value, list) and len(value) < most:
+            raise ValueError(
+                f"{name} lists {len(value)} per-block values but conv_blocks can be {most}"
+            )
+    return space
+
+
+def max_blocks(space: Mapping[str, Any]) -> int:
+    """Largest number of conv blocks the space can produce."""
+    blocks = space.get("conv_blocks", PARAMETERS["conv_blocks"].default)
+    if isinstance(blocks, IntDist):
+        return blocks.high
+    if isinstance(blocks, CategoricalDist):
+        return max(int(c) for c in blocks.choices)
+    return int(blocks)
+
+
+def suggest(trial: optuna.Trial, space: Mapping[str, Any]) -> dict[str, Value]:
+    """Define-by-run sampling: per-block entries depend on the sampled `conv_blocks`.
+
+    Returns the fixed values, which Ray Tune's OptunaSearch merges into the config.
+    """
+    fixed: dict[str, Value] = {}
+    blocks = _sample(trial, "conv_blocks", space.get("conv_blocks", 2), fixed)
+    for name, entry in space.items():
+        if name == "conv_blocks":
+            continue
+        if isinstance(entry, list):
+            fixed.update({f"{name}_{i}": entry[i - 1] for i in range(1, int(blocks) + 1)})
+        elif isinstance(entry, _Dist) and entry.per_block:
+            for i in range(1, int(blocks) + 1):
+                _sample(trial, f"{name}_{i}", entry, fixed)
+        else:
+            _sample(trial, name, entry, fixed)
+    return fixed
+
+
+def _sample(trial: optuna.Trial, key: str, entry: Any, fixed: dict[str, Value]) -> Value:
+    if isinstance(entry, IntDist):
+        return trial.suggest_int(key, entry.low, entry.high, step=entry.step, log=entry.log)
+    if isinstance(entry, FloatDist):
+        return trial.suggest_float(key, entry.low, entry.high, step=entry.step, log=entry.log)
+    if isinstance(entry, CategoricalDist):
+        return trial.suggest_categorical(key, entry.choices)
+    fixed[key] = entry
+    return entry
+
+
+def resolve(config: Mapping[str, Any], name: str, block: int | None = None) -> Any:
+    """The value of `name` (for 1-based `block`) in a trial config, else its default."""
+    if block is not None and f"{name}_{block}" in config:
+        return config[f"{name}_{block}"]
+    return config.get(name, PARAMETERS[name].default)

@@ -1,0 +1,147 @@
+"""The search spec: one validated, typed object per YAML file (schema in DESIGN.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from harness.errors import SpecError
+from harness.space import validate_space
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "image_folder")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSpec(_Strict):
+    name: Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_folder"]
+    path: str | None = None
+    classes: list[str] | None = Field(None, min_length=2)
+    image_size: tuple[int, int] | None = None
+    validation_split: float = Field(0.1, gt=0.0, lt=1.0)
+    limit_train: int | None = Field(None, ge=10)
+
+    @field_validator("image_size")
+    @classmethod
+    def _positive(cls, size: tuple[int, int] | None) -> tuple[int, int] | None:
+        if size is not None and min(size) < 1:
+            raise ValueError(f"image_size must be two positive integers [h, w]; got {size}")
+        return size
+
+    @property
+    def label(self) -> str:
+        """Dataset name as shown in the leaderboard, with the class subset if any."""
+        return f"{self.name}[{','.join(self.classes)}]" if self.classes else self.name
+
+
+class Objective(_Strict):
+    metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    mode: Literal["max", "min"] = "max"
+
+
+class Scheduler(_Strict):
+    name: Literal["asha", "none"] = "asha"
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(3.0, gt=1.0)
+
+
+class SearchSettings(_Strict):
+    trials: int = Field(20, ge=1)
+    max_epochs: int = Field(10, ge=1)
+    sampler: Literal["tpe", "random"] = "tpe"
+    seed: int = 0
+    scheduler: Scheduler = Scheduler()
+    max_concurrent: int | None = Field(None, ge=1)
+    time_budget_s: float | None = Field(None, gt=0)
+
+
+class EarlyStopping(_Strict):
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    patience: int = Field(3, ge=0)
+    min_delta: float = Field(0.0, ge=0.0)
+    restore_best_weights: bool = True
+
+
+class Training(_Strict):
+    early_stopping: EarlyStopping | None = EarlyStopping()
+
+
+class Resources(_Strict):
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: float = Field(0.0, ge=0)
+
+
+class SearchSpec(_Strict):
+    study: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    dataset: DatasetSpec
+    objective: Objective = Objective()
+    search: SearchSettings = SearchSettings()
+    training: Training = Training()
+    resources: Resources = Resources()
+    space: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _space(cls, raw: Any) -> dict[str, Any]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            raise ValueError("space must be a mapping of parameter name to distribution or value")
+        return validate_space(raw)
+
+    def spec_hash(self) -> str:
+        """Short hash of the validated spec, so each result names what produced it."""
+        dumped = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(dumped.encode()).hexdigest()[:12]
+
+    def with_overrides(self, **overrides: Any) -> SearchSpec:
+        """A copy with dotted-path overrides (`search.trials=3`), re-validated."""
+        data = self.model_dump(mode="json")
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            node = data
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                node = node.setdefault(part, {}) or {}
+            node[leaf] = value
+        return _validate(data, "overrides")
+
+
+def load_spec(path: str | Path) -> SearchSpec:
+    """Read and validate a YAML search space; raise SpecError naming file and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such file. Pass the path of a search space YAML file.")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: the top level must be a mapping with study, dataset, space.")
+    return _validate(raw, str(path))
+
+
+def _validate(raw: dict[str, Any], source: str) -> SearchSpec:
+    try:
+        return SearchSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(f"{source}: " + "; ".join(_describe(e) for e in exc.errors())) from None
+
+
+def _describe(error: Any) -> str:
+    """One readable line per Pydantic error: `field.path: message (got: value)`."""
+    loc = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
+    msg = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{loc}: unknown field; check the spelling against DESIGN.md's schema"
+    if error["type"] in ("value_error", "missing"):
+        return f"{loc}: {msg}"
+    return f"{loc}: {msg} (got {error.get('input')!r})"
