@@ -53,6 +53,7 @@ BASE_FIELDS: list[tuple[str, pa.DataType]] = [
     ("keras_version", pa.string()),
     ("backend_version", pa.string()),
     ("node", pa.string()),
+    ("gpu_ids", pa.string()),
     ("written_at", _TS),
 ]
 SCHEMA = pa.schema(

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from harness.spec import SearchSpec
 
 BACKENDS = ("tensorflow", "jax", "torch")
-ENV_KEYS = ("backend", "backend_version", "keras_version", "harness_version", "device")
+ENV_KEYS = (
+    "backend", "backend_version", "keras_version", "harness_version", "device", "node", "gpu_ids",
+)  # fmt: skip
 
 
 def run_search(
@@ -197,7 +199,6 @@ class LeaderboardRecorder(_callback_base()):  # type: ignore[misc]
         self.best: dict[str, dict[str, Any]] = {}
         self.started: dict[str, float] = {}
         self.env: dict[str, dict[str, Any]] = {}
-        self.node = os.uname().nodename
 
     def on_trial_start(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
         self.started.setdefault(trial.trial_id, time.time())
@@ -229,7 +230,7 @@ class LeaderboardRecorder(_callback_base()):  # type: ignore[misc]
 
     def _record(self, trial: Trial, error: str | None = None) -> None:
         last = trial.last_result or {}
-        values: dict[str, Any] = {"trial_id": trial.trial_id, "node": self.node}
+        values: dict[str, Any] = {"trial_id": trial.trial_id}
         values.update(self.env.get(trial.trial_id, {}))
         if last.get("final"):
             values.update(last)

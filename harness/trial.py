@@ -168,8 +168,9 @@ def worker_env(backend: str, cpus: float) -> dict[str, str]:
 
 
 def environment() -> dict[str, str]:
-    """Backend, its version, the device and versions: what produced a result."""
+    """Backend and versions, device, Ray node and GPU ids: what produced a result."""
     import keras
+    import ray
 
     import harness
 
@@ -181,6 +182,8 @@ def environment() -> dict[str, str]:
         "keras_version": keras.__version__,
         "harness_version": harness.__version__,
         "device": device_name(backend),
+        "node": ray.get_runtime_context().get_node_id(),
+        "gpu_ids": ",".join(str(i) for i in ray.get_gpu_ids()),
     }
 
 

@@ -1,0 +1,175 @@
+"""End-to-end searches: real Ray, real Optuna, real Keras on scikit-learn's digits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import ray
+import yaml
+
+from harness.leaderboard import load_leaderboard
+from harness.search import run_search
+from harness.spec import load_spec
+
+pytestmark = pytest.mark.slow
+
+SPACE = {
+    "conv_blocks": {"type": "int", "low": 1, "high": 2},
+    "filters": {"type": "categorical", "choices": [4, 8], "per_block": True},
+    "kernel_size": 3,
+    "dense_units": 16,
+    "learning_rate": {"type": "float", "low": 3e-3, "high": 1e-2, "log": True},
+    "batch_size": 64,
+}
+
+
+def write_spec(tmp_path: Path, **overrides) -> Path:
+    """A small digits spec; `search`, `space` etc. replace the defaults wholesale."""
+    spec = {
+        "study": "t",
+        "dataset": {"name": "digits", "validation_split": 0.2},
+        "search": {
+            "trials": 4, "max_epochs": 2, "seed": 0,
+            "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2},
+        },  # fmt: skip
+        "resources": {"cpus_per_trial": 1},
+        "space": SPACE,
+    }
+    spec.update(overrides)
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.fixture
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_search_writes_one_row_per_trial_with_per_block_columns(tmp_path, local_ray):
+    spec = load_spec(write_spec(tmp_path, search={"trials": 5, "max_epochs": 3, "seed": 1,
+                                                  "scheduler": {"name": "asha", "grace_period": 1,
+                                                                "reduction_factor": 2}}))
+    frame = run_search(spec, results_dir=tmp_path / "results")
+    assert len(frame) == 5
+    assert frame["trial_id"].is_unique
+    assert set(frame["status"]) <= {"completed", "pruned"}
+    done = frame[frame.status == "completed"]
+    assert len(done) >= 1
+    assert done["test_accuracy"].between(0, 1).all() and done["params"].gt(0).all()
+    assert all(Path(p).is_file() for p in done["model_path"])
+    for _, row in frame.iterrows():  # per-block values exist exactly for the blocks built
+        blocks = row["hp_conv_blocks"]
+        assert all(pd.notna(row[f"hp_filters_{i}"]) for i in range(1, blocks + 1))
+        assert pd.isna(row[f"hp_filters_{blocks + 1}"])
+    # sorted by the objective, best first, and readable with one pandas call
+    assert frame["val_accuracy"].is_monotonic_decreasing
+    assert len(pd.read_parquet(tmp_path / "results" / "leaderboard")) == 5
+
+
+def test_failing_trial_becomes_failed_row_and_search_goes_on(tmp_path, local_ray):
+    space = {"conv_blocks": 1, "padding": "valid", "dense_units": 8, "batch_size": 128,
+             "kernel_size": {"type": "categorical", "choices": [3, 11]}}
+    path = write_spec(tmp_path, space=space, search={"trials": 6, "max_epochs": 1,
+                      "sampler": "random", "seed": 0, "scheduler": {"name": "none"}})
+    frame = run_search(load_spec(path), results_dir=tmp_path / "r")
+    assert len(frame) == 6
+    failed = frame[frame.status == "failed"]
+    assert set(failed["hp_kernel_size"]) == {11}
+    assert failed["error"].str.contains("TrialFailed: block 1 conv 1").all()
+    assert failed["test_accuracy"].isna().all()
+    assert (frame[frame.status == "completed"]["hp_kernel_size"] == 3).sum() >= 1
+    assert frame.tail(len(failed))["status"].eq("failed").all()  # failures sort last
+
+
+def test_fractional_gpus_pack_four_trials_on_two_gpus(tmp_path):
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        path = write_spec(tmp_path, resources={"cpus_per_trial": 0.5, "gpus_per_trial": 0.5},
+                          search={"trials": 4, "max_epochs": 2, "scheduler": {"name": "none"}})
+        frame = run_search(load_spec(path), results_dir=tmp_path / "r")
+    finally:
+        ray.shutdown()
+    assert sorted(frame["gpu_ids"]) == ["0", "0", "1", "1"]
+    # all four ran at once: some moment lies inside every trial's interval
+    assert frame["started_at"].max() < frame["finished_at"].min()
+
+
+def test_cli_search_on_two_node_cluster_records_every_row(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    try:
+        path = write_spec(tmp_path, search={"trials": 4, "max_epochs": 1,
+                                            "scheduler": {"name": "none"}})
+        out = subprocess.run(
+            [sys.executable, "-m", "harness", "search", str(path), "--address", cluster.address,
+             "--results", str(tmp_path / "r")],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr[-3000:]
+    finally:
+        cluster.shutdown()
+    frame = load_leaderboard(tmp_path / "r")
+    assert len(frame) == 4 and frame["status"].eq("completed").all()
+    assert frame["node"].nunique() == 2
+
+
+def test_interrupted_search_resumes_without_lost_or_duplicate_rows(tmp_path):
+    path = write_spec(tmp_path, search={"trials": 6, "max_epochs": 4, "seed": 2,
+                                        "scheduler": {"name": "none"}})
+    results = tmp_path / "r"
+    cmd = [sys.executable, "-m", "harness", "search", str(path), "--results", str(results)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rows = results / "leaderboard" / "t"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(rows.glob("*.parquet"))) < 1:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    before = load_leaderboard(results)
+    assert 1 <= len(before) < 6
+    out = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    after = load_leaderboard(results)
+    assert len(after) == 6 and after["trial_id"].is_unique
+    assert set(before["trial_id"]) <= set(after["trial_id"])
+    assert len(pd.read_parquet(results / "leaderboard")) == 6
+
+
+def test_resume_without_a_run_is_a_clear_error(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "harness", "search", str(write_spec(tmp_path)), "--resume",
+         "--results", str(tmp_path / "r")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "no interrupted run" in out.stderr
+    assert not (tmp_path / "r" / "leaderboard").exists()
+
+
+@pytest.mark.skipif(
+    subprocess.run([sys.executable, "-c", "import jax"], capture_output=True).returncode != 0,
+    reason="JAX is not installed (pip install -e .[jax])",
+)
+def test_jax_backend_runs_trials(tmp_path):
+    path = write_spec(tmp_path, search={"trials": 2, "max_epochs": 1,
+                                        "scheduler": {"name": "none"}})
+    out = subprocess.run(
+        [sys.executable, "-m", "harness", "search", str(path), "--backend", "jax",
+         "--results", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "KERAS_BACKEND": ""},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    frame = load_leaderboard(tmp_path / "r")
+    assert frame["backend"].eq("jax").all() and frame["status"].eq("completed").all()
