@@ -16,10 +16,11 @@ from harness.progress import SearchProgress
 from harness.space import suggest
 from harness.trial import TrialContext, run_trial, worker_env
 
+from rich.console import Console
+
 if TYPE_CHECKING:
     import pandas as pd
     from ray.tune.experiment import Trial
-    from rich.console import Console
 
     from harness.spec import SearchSpec
 
@@ -56,7 +57,14 @@ def run_search(
     tuner = _tuner(spec, trainable, run_dir, [recorder, progress], resume)
     with progress:
         tuner.fit()
-    return load_leaderboard(results, spec.study)
+    frame = load_leaderboard(results, spec.study)
+    recorded = int((frame["run_id"] == run_dir.name).sum()) if not frame.empty else 0
+    if recorded < spec.search.trials and spec.search.time_budget_s is None:
+        (console or Console(stderr=True)).print(
+            f"[yellow]Stopped after {recorded} of {spec.search.trials} trials; continue with "
+            "`harness search SPACE.yaml --resume`.[/]"
+        )
+    return frame
 
 
 def _run_dir(results: Path, study: str, resume: bool) -> Path:
