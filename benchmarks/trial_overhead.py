@@ -40,12 +40,17 @@ def main() -> None:
     print(f"trials: {len(frame)} ({frame['status'].value_counts().to_dict()})")
     print(f"search wall time: {wall:.1f} s; mean fit time {frame['train_time_s'].mean():.2f} s")
     print(f"overhead all:  median {statistics.median(overhead):.3f} s, max {max(overhead):.3f} s")
-    print(f"overhead warm: median {statistics.median(warm):.3f} s, "
-          f"mean {statistics.mean(warm):.3f} s, max {max(warm):.3f} s")
+    print(
+        f"overhead warm: median {statistics.median(warm):.3f} s, "
+        f"mean {statistics.mean(warm):.3f} s, max {max(warm):.3f} s"
+    )
     parts = frame.iloc[2:][["build_s", "evaluate_s", "save_s"]]
     rest = [o - p for o, p in zip(warm, parts.sum(axis=1), strict=True)]
-    print("warm medians: " + ", ".join(f"{c} {parts[c].median():.3f} s" for c in parts)
-          + f", rest (Ray report, seeding, bookkeeping) {statistics.median(rest):.3f} s")
+    print(
+        "warm medians: "
+        + ", ".join(f"{c} {parts[c].median():.3f} s" for c in parts)
+        + f", rest (Ray report, seeding, bookkeeping) {statistics.median(rest):.3f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from harness.errors import DataError, HarnessError, SpecError, TrialFailed
-from harness.leaderboard import load_leaderboard
+from harness.results import load_leaderboard
 from harness.spec import SearchSpec, load_spec
 
 __all__ = [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -32,13 +32,13 @@ DataDirOpt = Annotated[
 ]
 
 
-class Backend(str, Enum):
+class Backend(StrEnum):
     tensorflow = "tensorflow"
     jax = "jax"
     torch = "torch"
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
@@ -98,26 +98,104 @@ def search(
 def leaderboard(
     results: ResultsOpt = Path("results"),
     study: StudyOpt = None,
-    top: Annotated[int | None, typer.Option(help="Show the best K rows.")] = None,
+    top: Annotated[int | None, typer.Option(help="Show the best K rows per study.")] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(help="Sort by a column instead, e.g. params or test_accuracy:desc."),
+    ] = None,
+    pareto: Annotated[
+        str | None,
+        typer.Option(help="Keep the non-dominated rows, e.g. val_accuracy:max,params:min."),
+    ] = None,
+    compact: Annotated[bool, typer.Option(help="Merge each study's row files first.")] = False,
     format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
 ) -> None:
-    """Print the leaderboard, best first."""
-    from harness.leaderboard import load_leaderboard
+    """Print the leaderboard, best first (safe while a search is writing)."""
+    from harness.leaderboard import compact as compact_study
     from harness.progress import leaderboard_table
+    from harness.results import load_leaderboard, pareto_front, parse_objectives
 
+    if compact:
+        for name in [study] if study else _studies(results):
+            compact_study(results, name)
     frame = load_leaderboard(results, study)
     if frame.empty:
-        raise HarnessError(f"No leaderboard rows under {results}" + (f" for study {study!r}" if study else "") + "; run `harness search` first.")
+        where = f" for study {study!r}" if study else ""
+        raise HarnessError(f"No leaderboard rows under {results}{where}; run `harness search` first.")
+    counts = frame["status"].value_counts().to_dict()
+    try:
+        if pareto:
+            frame = pareto_front(frame, parse_objectives(pareto))
+        if sort:
+            frame = _sorted(frame, sort)
+    except ValueError as exc:
+        raise HarnessError(str(exc)) from None
     if top:
         frame = frame.groupby("study", sort=False).head(top)
     if format is Format.table:
         console.print(leaderboard_table(frame))
+        console.print(", ".join(f"{v} {k}" for k, v in counts.items()))
     elif format is Format.csv:
         sys.stdout.write(frame.to_csv(index=False))
     elif format is Format.json:
         sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
     else:
         sys.stdout.write(frame.to_markdown(index=False) + "\n")
+
+
+def _studies(results: Path) -> list[str]:
+    folder = results / "leaderboard"
+    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+def _sorted(frame, sort: str):  # noqa: ANN001, ANN202 - pandas frames
+    column, _, order = sort.partition(":")
+    if column not in frame.columns:
+        raise ValueError(f"--sort: unknown column {column!r}; columns: {list(frame.columns)}")
+    if order not in ("", "asc", "desc"):
+        raise ValueError(f"--sort: order must be asc or desc; got {order!r}")
+    descending = order == "desc" or (not order and "accuracy" in column)
+    return frame.sort_values(column, ascending=not descending, na_position="last", kind="stable")
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (must be new or empty).")],
+    results: ResultsOpt = Path("results"),
+    study: StudyOpt = None,
+    trial: Annotated[str | None, typer.Option(help="Trial id to export.")] = None,
+    rank: Annotated[int | None, typer.Option(help="Rank in the study (1 = best).")] = None,
+    format: Annotated[
+        list[str] | None, typer.Option("--format", help="keras (always), savedmodel, onnx.")
+    ] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Export a trial's model with a model card, verified on the test set."""
+    from harness.export import export_trial, select_trial
+
+    if trial and rank:
+        raise HarnessError("Specify only one of `--trial` and `--rank`.")
+    row = select_trial(results, study, trial, rank)
+    formats = tuple(format or ("keras",))
+    card = export_trial(row, out, results_dir=results, formats=formats, data_dir=data_dir)
+    console.print(
+        f"Exported {card['study']}/{card['trial_id']} to {out}: {', '.join(card['files'])} + "
+        f"model_card.json (test accuracy {card['verified_test_accuracy']:.4f}, verified)."
+    )
+
+
+@app.command()
+def predict(
+    images: Annotated[list[Path], typer.Argument(help="Image files to classify.")],
+    model: Annotated[Path, typer.Option("--model", help="A `harness export` folder.")],
+    top: Annotated[int, typer.Option(help="Classes to show per image.")] = 3,
+) -> None:
+    """Classify image files with an exported model."""
+    from harness.export import predict_images
+
+    for result in predict_images(model, images, top=top):
+        ranked = ", ".join(f"{name} {p:.1%}" for name, p in result["top"])
+        console.print(f"{result['image']}: {ranked}", highlight=False)
 
 
 @app.command()

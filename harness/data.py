@@ -363,7 +363,7 @@ def _list_images(path: Path) -> Iterator[tuple[str, bytes | Path]]:
                 if member.isfile() and Path(member.name).suffix.lower() in IMAGE_SUFFIXES:
                     yield member.name, tar.extractfile(member).read()  # type: ignore[union-attr]
     except tarfile.TarError as exc:
-        raise DataError(f"dataset.path: {path} is neither a folder nor a readable tarball ({exc}).")
+        raise DataError(f"dataset.path: {path} is neither a folder nor a readable tarball ({exc}).") from None
 
 
 def _open(source: bytes | Path):  # noqa: ANN202 - a PIL image
@@ -408,9 +408,7 @@ def _subset(raw: RawData, classes: list[str], name: str) -> RawData:
     """Keep the named classes, relabelled 0..k-1 in the dataset's own label order."""
     unknown = [c for c in classes if c not in raw.class_names]
     if unknown:
-        raise DataError(
-            f"dataset.classes: {unknown} not in {name}; allowed: {raw.class_names}."
-        )
+        raise DataError(f"dataset.classes: {unknown} not in {name}; allowed: {raw.class_names}.")
     keep = [raw.class_names.index(c) for c in raw.class_names if c in classes]
     mapping = np.full(len(raw.class_names), -1, np.int64)
     mapping[keep] = np.arange(len(keep))

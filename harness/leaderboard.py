@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - used as pa.compute
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -60,8 +62,7 @@ BASE_FIELDS: list[tuple[str, pa.DataType]] = [
     ("written_at", _TS),
 ]
 SCHEMA = pa.schema(
-    BASE_FIELDS
-    + [(f"hp_{key}", _HP_TYPES[PARAMETERS[base_name(key)].kind]) for key in column_names()]
+    BASE_FIELDS + [(f"hp_{key}", _HP_TYPES[PARAMETERS[base_name(key)].kind]) for key in column_names()]
 )
 STATUSES = ("completed", "pruned", "failed")
 
@@ -110,26 +111,80 @@ def read_table(results_dir: str | Path, study: str | None = None) -> pa.Table:
     return table
 
 
-def load_leaderboard(results_dir: str | Path = "results", study: str | None = None) -> pd.DataFrame:
-    """All rows (of one study) sorted by each study's objective, best first.
+def written_trial_ids(results_dir: str | Path, study: str) -> set[str]:
+    table = read_table(results_dir, study).select(["trial_id"])
+    return set(table.column("trial_id").to_pylist())
 
-    Failed and unscored trials sort last; a trial id appears once even if its row
-    was rewritten.
+
+def row_files(results_dir: str | Path, study: str) -> list[Path]:
+    folder = leaderboard_dir(results_dir) / study
+    return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+
+
+def compact(results_dir: str | Path, study: str) -> Path | None:
+    """Merge a study's row files into one file, each trial once (its newest row).
+
+    The merged file is complete (temp + rename) before any source file is removed, and
+    a source is removed only if unchanged since it was read; readers dedupe by trial id,
+    so at no moment does a row go missing or count twice, even if this is interrupted.
     """
-    frame = read_table(results_dir, study).to_pandas()
+    files = row_files(results_dir, study)
+    if len(files) <= 1:
+        return files[0] if files else None
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    table = dedupe(ds.dataset(files, schema=SCHEMA, format="parquet").to_table())
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    target = files[0].parent / f"compacted-{stamp}-{os.getpid()}.parquet"
+    tmp = target.with_name(f".{target.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, target)
+    for f in files:
+        if f.stat().st_mtime_ns == stamps[f]:
+            f.unlink(missing_ok=True)
+    return target
+
+
+def dedupe(table: pa.Table) -> pa.Table:
+    """Keep each (study, trial_id)'s newest row."""
+    pc = pa.compute
+    keys = pc.binary_join_element_wise(table["study"], table["trial_id"], "/")
+    unique = pc.unique(keys)
+    if len(unique) == table.num_rows:
+        return table
+    order = pc.sort_indices(table, sort_keys=[("written_at", "descending")])
+    newest_first = table.take(order)
+    return newest_first.take(pc.index_in(unique, pc.take(keys, order)))
+
+
+def sort_by_objective(frame: pd.DataFrame) -> pd.DataFrame:
+    """Best first within each study, by that study's own objective; unscored rows last."""
     if frame.empty:
         return frame
-    frame = frame.sort_values("written_at").drop_duplicates(["study", "trial_id"], keep="last")
-    metric_values = [
-        row[metric] if isinstance(metric, str) and metric in frame.columns else None
-        for metric, row in zip(frame["objective_metric"], frame.to_dict("records"), strict=True)
-    ]
+    metric = frame["objective_metric"].fillna("val_accuracy")
+    values = pd.Series(np.nan, index=frame.index)
+    for name in metric.unique():
+        rows = metric == name
+        if name in frame.columns:
+            values[rows] = pd.to_numeric(frame.loc[rows, name], errors="coerce")
     sign = frame["objective_mode"].map({"max": -1.0, "min": 1.0}).fillna(-1.0)
-    frame["_key"] = pd.to_numeric(pd.Series(metric_values, index=frame.index)) * sign
+    frame = frame.assign(_key=values * sign)
     frame = frame.sort_values(["study", "_key"], na_position="last", kind="stable")
     return frame.drop(columns="_key").reset_index(drop=True)
 
 
-def written_trial_ids(results_dir: str | Path, study: str) -> set[str]:
-    folder = leaderboard_dir(results_dir) / study
-    return {p.stem for p in folder.glob("*.parquet")} if folder.is_dir() else set()
+def keep_top_models(results_dir: str | Path, study: str, keep: int) -> list[str]:
+    """Delete model files of completed trials ranked below `keep`; null their model_path.
+
+    Returns the trial ids whose model was dropped. Rows keep every metric.
+    """
+    table = dedupe(read_table(results_dir, study))
+    frame = sort_by_objective(table.select(["study", "trial_id", "model_path", "val_accuracy",
+                                            "val_loss", "objective_metric", "objective_mode"])
+                              .to_pandas())  # fmt: skip
+    with_model = frame[frame["model_path"].notna()]
+    drop = set(with_model["trial_id"].iloc[keep:])
+    for record in table.to_pylist():
+        if record["trial_id"] in drop:
+            Path(record["model_path"]).unlink(missing_ok=True)
+            write_row(results_dir, {**record, "model_path": None, "written_at": datetime.now(UTC)})
+    return sorted(drop)

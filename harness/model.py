@@ -12,9 +12,7 @@ if TYPE_CHECKING:
     import keras
 
 
-def build_model(
-    config: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int
-) -> keras.Model:
+def build_model(config: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
     """Conv blocks -> Flatten -> Dense -> Dropout -> softmax, from uint8 images.
 
     Pooling that would shrink a feature map below 1x1 is skipped; a `valid`

@@ -17,8 +17,13 @@ TABLE_COLUMNS = [
     "study", "trial_id", "status", "val_accuracy", "test_accuracy",
     "epochs_run", "params", "train_time_s",
 ]  # fmt: skip
-HEADERS = {"val_accuracy": "val acc", "test_accuracy": "test acc", "epochs_run": "epochs",
-           "train_time_s": "fit s", "trial_id": "trial"}
+HEADERS = {
+    "val_accuracy": "val acc",
+    "test_accuracy": "test acc",
+    "epochs_run": "epochs",
+    "train_time_s": "fit s",
+    "trial_id": "trial",
+}
 
 
 def _callback_base() -> type:
@@ -104,9 +109,7 @@ def leaderboard_table(frame: pd.DataFrame, title: str = "Leaderboard") -> Table:
     table.add_column("hyperparameters", overflow="fold")
     hp_cols = [c for c in frame.columns if c.startswith("hp_")]
     for record in frame.to_dict("records"):
-        hps = " ".join(
-            f"{c.removeprefix('hp_')}={_fmt(record[c])}" for c in hp_cols if _fmt(record[c])
-        )
+        hps = " ".join(f"{c.removeprefix('hp_')}={_fmt(record[c])}" for c in hp_cols if _fmt(record[c]))
         table.add_row(*(_fmt(record[c]) for c in columns), hps)
     return table
 

@@ -9,14 +9,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Console
+
 from harness.data import Dataset, load_dataset
 from harness.errors import HarnessError
-from harness.leaderboard import load_leaderboard, make_row, write_row, written_trial_ids
+from harness.leaderboard import (
+    compact,
+    keep_top_models,
+    make_row,
+    write_row,
+    written_trial_ids,
+)
 from harness.progress import SearchProgress
+from harness.results import load_leaderboard
 from harness.space import suggest
+from harness.spec import save_spec
 from harness.trial import TrialContext, run_trial, worker_env
-
-from rich.console import Console
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,6 +58,7 @@ def run_search(
     results = Path(results_dir).resolve()
     run_dir = _run_dir(results, spec.study, resume)
     data = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
+    save_spec(spec, results)
     _init_ray(address, worker_env(backend, spec.resources.cpus_per_trial))
     trainable = _trainable(spec, data, results, backend)
     recorder = LeaderboardRecorder(spec, str(results), run_dir.name, data.name)
@@ -57,6 +66,7 @@ def run_search(
     tuner = _tuner(spec, trainable, run_dir, [recorder, progress], resume)
     with progress:
         tuner.fit()
+    compact(results, spec.study)
     frame = load_leaderboard(results, spec.study)
     recorded = int((frame["run_id"] == run_dir.name).sum()) if not frame.empty else 0
     if recorded < spec.search.trials and spec.search.time_budget_s is None:
@@ -119,9 +129,7 @@ def _tuner(spec: SearchSpec, trainable: Any, run_dir: Path, callbacks: list, res
     from ray import tune
 
     if resume:
-        return tune.Tuner.restore(
-            str(run_dir), trainable, resume_unfinished=True, resume_errored=True
-        )
+        return tune.Tuner.restore(str(run_dir), trainable, resume_unfinished=True, resume_errored=True)
     s = spec.search
     tune_config = tune.TuneConfig(
         search_alg=_searcher(spec, run_dir.name),
@@ -195,7 +203,7 @@ class LeaderboardRecorder(_callback_base()):  # type: ignore[misc]
 
     def __init__(self, spec: SearchSpec, results_dir: str, run_id: str, dataset: str) -> None:
         self.results_dir = results_dir
-        self.run_id = run_id
+        self.keep_models = spec.search.keep_models
         self.common = {
             "study": spec.study,
             "dataset": dataset,
@@ -254,8 +262,10 @@ class LeaderboardRecorder(_callback_base()):  # type: ignore[misc]
         if started and not values.get("started_at"):
             values["started_at"] = datetime.fromtimestamp(started, UTC)
             values["finished_at"] = datetime.now(UTC)
-        values.update({k: v for k, v in self.common.items()})
+        values.update(self.common)
         write_row(self.results_dir, make_row(values, trial.config))
+        if self.keep_models is not None and values.get("model_path"):
+            keep_top_models(self.results_dir, self.common["study"], self.keep_models)
 
 
 def _trial_error(trial: Trial) -> str:
@@ -265,4 +275,3 @@ def _trial_error(trial: Trial) -> str:
         lines = [ln for ln in Path(path).read_text().splitlines() if ln.strip()]
         return (lines[-1] if lines else "unknown error")[:2000]
     return "trial crashed (no error file)"
-

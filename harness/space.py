@@ -47,9 +47,7 @@ PARAMETERS: dict[str, Parameter] = {
     "batch_norm": Parameter("bool", False, per_block=True, help="BatchNorm after each conv"),
     "pool_size": Parameter("int", 2, per_block=True, low=1, help="max pooling; 1 = none"),
     "dropout": Parameter("float", 0.0, per_block=True, low=0.0, high=0.95),
-    "activation": Parameter(
-        "str", "relu", choices=("relu", "elu", "gelu", "selu", "swish", "tanh")
-    ),
+    "activation": Parameter("str", "relu", choices=("relu", "elu", "gelu", "selu", "swish", "tanh")),
     "dense_units": Parameter("int", 128, low=0, help="hidden dense units; 0 = none"),
     "dense_dropout": Parameter(
         "float", None, low=0.0, high=0.95, help="defaults to the last block's dropout"
@@ -189,9 +187,7 @@ def validate_space(raw: Mapping[str, Any]) -> dict[str, Any]:
     most = max_blocks(space)
     for name, value in space.items():
         if isinstance(value, list) and len(value) < most:
-            raise ValueError(
-                f"{name} lists {len(value)} per-block values but conv_blocks can be {most}"
-            )
+            raise ValueError(f"{name} lists {len(value)} per-block values but conv_blocks can be {most}")
     return space
 
 

@@ -60,6 +60,7 @@ class SearchSettings(_Strict):
     scheduler: Scheduler = Scheduler()
     max_concurrent: int | None = Field(None, ge=1)
     time_budget_s: float | None = Field(None, gt=0)
+    keep_models: int | None = Field(5, ge=0)  # models kept per study (best first); null = all
 
 
 class EarlyStopping(_Strict):
@@ -113,6 +114,24 @@ class SearchSpec(_Strict):
                 node = node.setdefault(part, {}) or {}
             node[leaf] = value
         return _validate(data, "overrides")
+
+
+def save_spec(spec: SearchSpec, results_dir: str | Path) -> Path:
+    """Store the validated spec by hash, so export can rebuild the exact dataset later."""
+    path = Path(results_dir) / "specs" / f"{spec.spec_hash()}.json"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(spec.model_dump_json(indent=2))
+        tmp.replace(path)
+    return path
+
+
+def load_saved_spec(results_dir: str | Path, spec_hash: str) -> SearchSpec:
+    path = Path(results_dir) / "specs" / f"{spec_hash}.json"
+    if not path.is_file():
+        raise SpecError(f"{path}: the spec of this trial is missing; re-run its search.")
+    return _validate(json.loads(path.read_text()), str(path))
 
 
 def load_spec(path: str | Path) -> SearchSpec:

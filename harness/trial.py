@@ -196,7 +196,7 @@ def environment() -> dict[str, str]:
 
 
 def device_name(backend: str) -> str:
-    """"cpu" or the GPU model the trial ran on."""
+    """ "cpu" or the GPU model the trial ran on."""
     try:
         if backend == "jax":
             import jax

@@ -14,7 +14,7 @@ import pytest
 import ray
 import yaml
 
-from harness.leaderboard import load_leaderboard
+from harness.results import load_leaderboard
 from harness.search import run_search
 from harness.spec import load_spec
 

@@ -1,0 +1,199 @@
+"""Export a trial's model with a model card, verified by reloading; classify image files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.data import load_dataset
+from harness.errors import HarnessError
+from harness.results import load_leaderboard
+from harness.spec import load_saved_spec
+
+FORMATS = ("keras", "savedmodel", "onnx")
+TOLERANCE = 0.001  # 0.1 percentage point
+
+
+class ExportError(HarnessError):
+    """The trial cannot be exported, or its reloaded model does not match the leaderboard."""
+
+
+def select_trial(
+    results_dir: str | Path, study: str | None, trial: str | None = None, rank: int | None = None
+) -> pd.Series:
+    """One leaderboard row: by trial id, or by 1-based rank in its study (default: the best)."""
+    frame = load_leaderboard(results_dir, study)
+    if frame.empty:
+        raise ExportError(f"No leaderboard rows under {results_dir}; run `harness search` first.")
+    if trial is not None:
+        rows = frame[frame["trial_id"] == trial]
+        if rows.empty:
+            raise ExportError(f"--trial {trial!r} is not in the leaderboard under {results_dir}.")
+        return rows.iloc[0]
+    studies = frame["study"].unique().tolist()
+    if len(studies) > 1:
+        raise ExportError(f"--study is needed with --rank; studies here: {studies}.")
+    rank = rank or 1
+    if not 1 <= rank <= len(frame):
+        raise ExportError(f"--rank must be between 1 and {len(frame)}; got {rank}.")
+    return frame.iloc[rank - 1]
+
+
+def export_trial(
+    row: pd.Series,
+    out: str | Path,
+    *,
+    results_dir: str | Path = "results",
+    formats: tuple[str, ...] = ("keras",),
+    data_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Write `model.keras` (+ other formats) and `model_card.json` to `out`; return the card.
+
+    The model is reloaded from the written file and re-evaluated on the test set; a
+    test accuracy more than 0.1 point away from the leaderboard's aborts the export.
+    """
+    _check_exportable(row, formats)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ExportError(f"--out {out} exists and is not empty; choose a new folder.")
+    spec = load_saved_spec(results_dir, row["spec_hash"])
+    data = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
+    keras = _import_keras(row["backend"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        shutil.copyfile(row["model_path"], staging / "model.keras")
+        model = keras.saving.load_model(staging / "model.keras")
+        _, accuracy = model.evaluate(data.x_test, data.y_test, verbose=0, batch_size=256)
+        if abs(accuracy - row["test_accuracy"]) > TOLERANCE:
+            raise ExportError(
+                f"reloaded model scores {accuracy:.4%} on the test set but the leaderboard says "
+                f"{row['test_accuracy']:.4%}; the saved model does not match its row."
+            )
+        written = ["model.keras"] + [_export_format(model, staging, f) for f in formats if f != "keras"]
+        card = model_card(row, spec, data, float(accuracy), written)
+        (staging / "model_card.json").write_text(json.dumps(card, indent=2, default=str))
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return card
+
+
+def _check_exportable(row: pd.Series, formats: tuple[str, ...]) -> None:
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ExportError(f"--format must be among {list(FORMATS)}; got {unknown}.")
+    if row["status"] == "failed":
+        raise ExportError(f"trial {row['trial_id']} failed ({row['error']}); it has no model.")
+    path = row["model_path"]
+    if pd.isna(path) or not Path(path).is_file():
+        raise ExportError(
+            f"trial {row['trial_id']} ({row['status']}) has no kept model: pruned trials are "
+            "not saved and only the best `search.keep_models` per study are kept. Export a "
+            "better-ranked trial, or raise keep_models and search again."
+        )
+
+
+def _import_keras(backend: str | None) -> Any:
+    """Keras on the trial's backend when none is chosen yet (models load on any backend)."""
+    if backend and "keras" not in __import__("sys").modules:
+        os.environ.setdefault("KERAS_BACKEND", backend)
+    import keras
+
+    return keras
+
+
+def _export_format(model: Any, folder: Path, fmt: str) -> str:
+    """`model.export()` for what the backend supports; a clear error otherwise."""
+    import keras
+
+    target = {"savedmodel": "saved_model", "onnx": "model.onnx"}[fmt]
+    keras_format = {"savedmodel": "tf_saved_model", "onnx": "onnx"}[fmt]
+    try:
+        model.export(str(folder / target), format=keras_format, verbose=False)
+    except (ImportError, ModuleNotFoundError, ValueError, NotImplementedError) as exc:
+        raise ExportError(
+            f"--format {fmt} is not available with the {keras.backend.backend()} backend here "
+            f"({type(exc).__name__}: {str(exc)[:200]}). SavedModel needs TensorFlow; ONNX needs "
+            "`pip install onnx tf2onnx` (TensorFlow) or `onnx onnxscript` (torch)."
+        ) from None
+    return target
+
+
+def model_card(row: pd.Series, spec: Any, data: Any, verified: float, files: list[str]) -> dict[str, Any]:
+    """What a user of the file needs: preprocessing, classes, provenance and metrics."""
+    hps = {k.removeprefix("hp_"): _plain(v) for k, v in row.items() if k.startswith("hp_") and pd.notna(v)}
+    metrics = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "epochs_run",
+               "best_epoch", "params", "train_time_s", "total_time_s")  # fmt: skip
+    versions = ("harness_version", "keras_version", "backend", "backend_version", "device")
+    return {
+        "study": row["study"],
+        "trial_id": row["trial_id"],
+        "dataset": {
+            "name": row["dataset"],
+            "spec": spec.dataset.model_dump(mode="json"),
+            "class_names": data.class_names,
+        },
+        "input": {
+            "shape": list(data.input_shape),
+            "dtype": "uint8",
+            "color_mode": "grayscale" if data.input_shape[-1] == 1 else "rgb",
+            "scaling": "raw pixels 0-255; the model's first layer rescales by 1/255",
+            "resize": f"{data.input_shape[0]}x{data.input_shape[1]} (height x width)",
+        },
+        "hyperparameters": hps,
+        "metrics": {k: _plain(row[k]) for k in metrics},
+        "verified_test_accuracy": verified,
+        "versions": {k: row[k] for k in versions},
+        "spec_hash": row["spec_hash"],
+        "files": files,
+        "exported_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python, NaN -> None, for JSON."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
+
+
+def predict_images(model_dir: str | Path, images: list[str | Path], top: int = 3) -> list[dict]:
+    """Classify image files with an exported model: the top classes with probabilities."""
+    from PIL import Image
+
+    model_dir = Path(model_dir)
+    card_path = model_dir / "model_card.json"
+    if not card_path.is_file():
+        raise ExportError(f"--model {model_dir}: no model_card.json; pass a `harness export` folder.")
+    card = json.loads(card_path.read_text())
+    height, width, channels = card["input"]["shape"]
+    batch = []
+    for image in images:
+        try:
+            with Image.open(image) as img:
+                img = img.convert("L" if channels == 1 else "RGB").resize((width, height), 3)
+                batch.append(np.asarray(img, np.uint8).reshape(height, width, channels))
+        except (OSError, ValueError) as exc:
+            raise ExportError(f"{image}: not a readable image ({exc}).") from None
+    keras = _import_keras(card["versions"].get("backend"))
+    model = keras.saving.load_model(model_dir / "model.keras")
+    probs = model.predict(np.stack(batch), verbose=0)
+    names = card["dataset"]["class_names"]
+    results = []
+    for image, p in zip(images, probs, strict=True):
+        order = np.argsort(p)[::-1][:top]
+        results.append({"image": str(image), "top": [(names[i], float(p[i])) for i in order]})
+    return results

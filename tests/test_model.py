@@ -1,0 +1,165 @@
+"""harness.model: real Keras models (TensorFlow backend unless KERAS_BACKEND says otherwise)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from harness.errors import TrialFailed  # noqa: E402
+from harness.model import build_model, compile_model, make_optimizer  # noqa: E402
+
+# The Keras/TensorFlow Fashion-MNIST tutorial CNN.
+TUTORIAL = {
+    "conv_blocks": 1,
+    "filters": 32,
+    "kernel_size": 3,
+    "padding": "same",
+    "pool_size": 2,
+    "dropout": 0.25,
+    "dense_units": 128,
+    "dense_dropout": 0.25,
+}
+
+
+def layer_names(model: keras.Model) -> list[str]:
+    return [layer.name for layer in model.layers]
+
+
+def test_tutorial_cnn_has_the_known_parameter_count():
+    model = build_model(TUTORIAL, (28, 28, 1), 10)
+    # conv 3*3*1*32+32 = 320; dense 14*14*32*128+128 = 802,944; softmax 128*10+10 = 1,290
+    assert model.count_params() == 804_554
+    assert model.output_shape == (None, 10)
+    assert model.input_shape == (None, 28, 28, 1)
+    assert model.get_layer("block1_pool").output.shape[1:] == (14, 14, 32)
+    assert model.get_layer("block1_dropout").rate == 0.25
+    assert model.get_layer("dense_dropout").rate == 0.25
+    assert model.get_layer("classes").activation is keras.activations.softmax
+
+
+def test_model_predicts_probabilities_from_uint8():
+    model = build_model(TUTORIAL, (28, 28, 1), 10)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(3, 28, 28, 1), dtype=np.uint8)
+    probs = np.asarray(model.predict(x, verbose=0))
+    assert probs.shape == (3, 10)
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert np.all(probs >= 0)
+
+
+def test_per_block_values_are_used_per_block():
+    config = {
+        "conv_blocks": 3,
+        "filters_1": 8, "filters_2": 16, "filters_3": 24,
+        "kernel_size_1": 5, "kernel_size_2": 3, "kernel_size_3": 1,
+        "convs_per_block_2": 2,
+        "batch_norm_3": True,
+        "dropout_1": 0.1, "dropout_2": 0.0, "dropout_3": 0.3,
+        "dense_units": 32,
+    }  # fmt: skip
+    model = build_model(config, (32, 32, 3), 4)
+    names = layer_names(model)
+
+    assert model.get_layer("block1_conv1").filters == 8
+    assert model.get_layer("block1_conv1").kernel_size == (5, 5)
+    assert model.get_layer("block2_conv1").filters == 16
+    assert model.get_layer("block2_conv2").filters == 16  # two convs in block 2 only
+    assert model.get_layer("block2_conv1").kernel_size == (3, 3)
+    assert model.get_layer("block3_conv1").filters == 24
+    assert model.get_layer("block3_conv1").kernel_size == (1, 1)
+    assert "block1_conv2" not in names and "block3_conv2" not in names
+    assert "block3_bn1" in names and "block1_bn1" not in names
+    assert model.get_layer("block1_dropout").rate == pytest.approx(0.1)
+    assert "block2_dropout" not in names  # dropout 0 adds no layer
+    # dense_dropout defaults to the last block's dropout
+    assert model.get_layer("dense_dropout").rate == pytest.approx(0.3)
+    assert model.output_shape == (None, 4)
+
+
+def test_shared_value_applies_to_every_block():
+    model = build_model({"conv_blocks": 2, "filters": 12, "dense_units": 0}, (16, 16, 1), 3)
+    assert [model.get_layer(f"block{b}_conv1").filters for b in (1, 2)] == [12, 12]
+    assert "dense" not in layer_names(model)  # dense_units 0 = no hidden dense layer
+
+
+def test_too_many_blocks_skip_pooling_instead_of_crashing():
+    config = {"conv_blocks": 8, "filters": 4, "kernel_size": 3, "padding": "same",
+              "pool_size": 2, "dense_units": 8}  # fmt: skip
+    model = build_model(config, (8, 8, 1), 10)
+    names = layer_names(model)
+
+    # 8 -> 4 -> 2 -> 1: three pools fit, the other five are skipped.
+    assert [n for n in names if n.endswith("_pool")] == [f"block{b}_pool" for b in (1, 2, 3)]
+    assert all(f"block{b}_conv1" in names for b in range(1, 9))
+    assert model.get_layer("flatten").output.shape[1:] == (4,)  # 1x1x4
+    probs = np.asarray(model.predict(np.zeros((2, 8, 8, 1), np.uint8), verbose=0))
+    assert probs.shape == (2, 10)
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_valid_conv_bigger_than_feature_map_fails_the_trial():
+    config = {"conv_blocks": 3, "filters": 4, "kernel_size": 5, "padding": "valid",
+              "pool_size": 2, "dense_units": 8}  # fmt: skip
+    # block 1: 8 -> 4 (valid 5x5) -> 2 (pool); block 2: a 5x5 conv on 2x2 cannot fit.
+    with pytest.raises(TrialFailed, match=r"block 2\b") as info:
+        build_model(config, (8, 8, 1), 10)
+    assert "2x2" in str(info.value) and "5x5" in str(info.value)
+
+
+def test_valid_conv_inside_a_block_is_tracked():
+    config = {"conv_blocks": 1, "filters": 4, "kernel_size": 3, "padding": "valid",
+              "convs_per_block": 3, "pool_size": 1, "dense_units": 0}  # fmt: skip
+    # 7 -> 5 -> 3 -> 1 fits exactly; a fourth conv would not.
+    model = build_model(config, (7, 7, 1), 2)
+    assert model.get_layer("flatten").output.shape[1:] == (4,)
+    with pytest.raises(TrialFailed, match=r"block 1 conv 4"):
+        build_model({**config, "convs_per_block": 4}, (7, 7, 1), 2)
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("adam", keras.optimizers.Adam),
+        ("adamw", keras.optimizers.AdamW),
+        ("nadam", keras.optimizers.Nadam),
+        ("rmsprop", keras.optimizers.RMSprop),
+        ("sgd", keras.optimizers.SGD),
+    ],
+)
+def test_make_optimizer(name, cls):
+    opt = make_optimizer({"optimizer": name, "learning_rate": 3e-3})
+    assert type(opt) is cls
+    lr = float(keras.ops.convert_to_numpy(opt.learning_rate))
+    assert lr == pytest.approx(3e-3, rel=1e-6)
+
+
+def test_sgd_uses_nesterov_momentum():
+    opt = make_optimizer({"optimizer": "sgd", "learning_rate": 0.1})
+    assert opt.nesterov is True
+    assert float(opt.momentum) == pytest.approx(0.9)
+
+
+def test_make_optimizer_defaults():
+    opt = make_optimizer({})
+    assert type(opt) is keras.optimizers.Adam
+    assert float(keras.ops.convert_to_numpy(opt.learning_rate)) == pytest.approx(1e-3)
+
+
+def test_compiled_model_trains_a_step():
+    config = {**TUTORIAL, "filters": 4, "dense_units": 8, "optimizer": "sgd",
+              "learning_rate": 0.05}  # fmt: skip
+    model = compile_model(build_model(config, (8, 8, 1), 3), config)
+    assert type(model.optimizer) is keras.optimizers.SGD
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(32, 8, 8, 1), dtype=np.uint8)
+    y = rng.integers(0, 3, size=32)
+    before = [w.copy() for w in model.get_weights()]
+    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert set(history.history) >= {"loss", "accuracy"}
+    assert np.isfinite(history.history["loss"][0])
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
