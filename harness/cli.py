@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -218,6 +219,7 @@ def datasets(data_dir: DataDirOpt = None) -> None:
 
 def main() -> None:
     """Entry point: bad input exits 2 with one paragraph, never a traceback."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before any TensorFlow import
     try:
         app(standalone_mode=False)
     except HarnessError as exc:

@@ -303,8 +303,11 @@ def read_image_tree(path: Path, image_size: tuple[int, int] | None) -> RawData:
     The first read decodes every image with Pillow (no TensorFlow needed); later reads
     load an .npz from `cache_dir()` keyed by the source's path, size, mtime and size.
     """
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime}|{image_size}".encode())
+    key = hashlib.sha256(f"{path.resolve()}|{image_size}".encode())
+    files = sorted(path.rglob("*")) if path.is_dir() else [path]
+    for file in files:  # any added, removed or edited image invalidates the cache
+        stat = file.stat()
+        key.update(f"{file}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     cached = cache_dir() / f"images-{key.hexdigest()[:16]}.npz"
     if cached.is_file():
         with np.load(cached, allow_pickle=False) as f:
@@ -339,7 +342,7 @@ def _decode_tree(path: Path, image_size: tuple[int, int] | None) -> RawData:
     unknown = sorted(set(splits["test"]) - set(classes))
     if unknown:
         raise DataError(f"dataset.path: {path}/test has classes missing from train: {unknown}.")
-    size = image_size or _first_size(files[next(iter(files))])
+    size = image_size or _first_size(files[min(files)])  # sorted: same on every machine
     arrays = {}
     for split, by_class in splits.items():
         names = [n for c in classes for n in sorted(by_class.get(c, []))]

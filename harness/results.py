@@ -7,7 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import pyarrow as pa
+
 from harness.leaderboard import dedupe, read_table, sort_by_objective
+
+NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+"""Integer and boolean columns keep their type when a failed or pruned row has nulls."""
 
 
 def load_leaderboard(results_dir: str | Path = "results", study: str | None = None) -> pd.DataFrame:
@@ -16,7 +21,8 @@ def load_leaderboard(results_dir: str | Path = "results", study: str | None = No
     Failed and unscored trials sort last. Each trial appears once, even while a
     compaction or a rewrite of its row is under way.
     """
-    return sort_by_objective(dedupe(read_table(results_dir, study)).to_pandas())
+    table = dedupe(read_table(results_dir, study))
+    return sort_by_objective(table.to_pandas(types_mapper=NULLABLE.get))
 
 
 def parse_objectives(text: str) -> dict[str, str]:

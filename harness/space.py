@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 if TYPE_CHECKING:
     import optuna
@@ -183,7 +183,18 @@ def _check_dist(name: str, param: Parameter, dist: Distribution) -> None:
 
 def validate_space(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Parse every entry and check that per-block lists cover every block."""
-    space = {name: parse_entry(name, value) for name, value in raw.items()}
+    space = {}
+    for name, value in raw.items():
+        try:
+            space[name] = parse_entry(name, value)
+        except ValidationError as exc:
+            details = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )
+            raise ValueError(f"{name}: {details}") from None
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
     most = max_blocks(space)
     for name, value in space.items():
         if isinstance(value, list) and len(value) < most:

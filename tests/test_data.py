@@ -365,11 +365,6 @@ def test_image_folder_second_load_hits_the_cache(tmp_path, cache_dir):
     assert len(list(cache_dir.glob("*.npz"))) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the cache key uses only the top folder's stat, so images added to "
-    "train/<class>/ are not seen (harness/data.py read_image_tree)",
-)
 def test_image_folder_cache_sees_added_images(tmp_path):
     root = make_tree(tmp_path / "pets")
     spec = folder_spec(root, image_size=(12, 10))

@@ -36,7 +36,9 @@ def write_spec(tmp_path: Path, **overrides) -> Path:
         "study": "t",
         "dataset": {"name": "digits", "validation_split": 0.2},
         "search": {
-            "trials": 4, "max_epochs": 2, "seed": 0,
+            "trials": 4,
+            "max_epochs": 2,
+            "seed": 0,
             "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2},
         },  # fmt: skip
         "resources": {"cpus_per_trial": 1},
@@ -56,9 +58,17 @@ def local_ray():
 
 
 def test_search_writes_one_row_per_trial_with_per_block_columns(tmp_path, local_ray):
-    spec = load_spec(write_spec(tmp_path, search={"trials": 5, "max_epochs": 3, "seed": 1,
-                                                  "scheduler": {"name": "asha", "grace_period": 1,
-                                                                "reduction_factor": 2}}))
+    spec = load_spec(
+        write_spec(
+            tmp_path,
+            search={
+                "trials": 5,
+                "max_epochs": 3,
+                "seed": 1,
+                "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2},
+            },
+        )
+    )
     frame = run_search(spec, results_dir=tmp_path / "results")
     assert len(frame) == 5
     assert frame["trial_id"].is_unique
@@ -77,10 +87,18 @@ def test_search_writes_one_row_per_trial_with_per_block_columns(tmp_path, local_
 
 
 def test_failing_trial_becomes_failed_row_and_search_goes_on(tmp_path, local_ray):
-    space = {"conv_blocks": 1, "padding": "valid", "dense_units": 8, "batch_size": 128,
-             "kernel_size": {"type": "categorical", "choices": [3, 11]}}
-    path = write_spec(tmp_path, space=space, search={"trials": 6, "max_epochs": 1,
-                      "sampler": "random", "seed": 0, "scheduler": {"name": "none"}})
+    space = {
+        "conv_blocks": 1,
+        "padding": "valid",
+        "dense_units": 8,
+        "batch_size": 128,
+        "kernel_size": {"type": "categorical", "choices": [3, 11]},
+    }
+    path = write_spec(
+        tmp_path,
+        space=space,
+        search={"trials": 6, "max_epochs": 1, "sampler": "random", "seed": 0, "scheduler": {"name": "none"}},
+    )
     frame = run_search(load_spec(path), results_dir=tmp_path / "r")
     assert len(frame) == 6
     failed = frame[frame.status == "failed"]
@@ -94,8 +112,11 @@ def test_failing_trial_becomes_failed_row_and_search_goes_on(tmp_path, local_ray
 def test_fractional_gpus_pack_four_trials_on_two_gpus(tmp_path):
     ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        path = write_spec(tmp_path, resources={"cpus_per_trial": 0.5, "gpus_per_trial": 0.5},
-                          search={"trials": 4, "max_epochs": 2, "scheduler": {"name": "none"}})
+        path = write_spec(
+            tmp_path,
+            resources={"cpus_per_trial": 0.5, "gpus_per_trial": 0.5},
+            search={"trials": 4, "max_epochs": 2, "scheduler": {"name": "none"}},
+        )
         frame = run_search(load_spec(path), results_dir=tmp_path / "r")
     finally:
         ray.shutdown()
@@ -110,8 +131,7 @@ def test_cli_search_on_two_node_cluster_records_every_row(tmp_path):
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
     try:
-        path = write_spec(tmp_path, search={"trials": 4, "max_epochs": 1,
-                                            "scheduler": {"name": "none"}})
+        path = write_spec(tmp_path, search={"trials": 4, "max_epochs": 1, "scheduler": {"name": "none"}})
         out = subprocess.run(
             [sys.executable, "-m", "harness", "search", str(path), "--address", cluster.address,
              "--results", str(tmp_path / "r")],
@@ -126,8 +146,9 @@ def test_cli_search_on_two_node_cluster_records_every_row(tmp_path):
 
 
 def test_interrupted_search_resumes_without_lost_or_duplicate_rows(tmp_path):
-    path = write_spec(tmp_path, search={"trials": 6, "max_epochs": 4, "seed": 2,
-                                        "scheduler": {"name": "none"}})
+    path = write_spec(
+        tmp_path, search={"trials": 6, "max_epochs": 4, "seed": 2, "scheduler": {"name": "none"}}
+    )
     results = tmp_path / "r"
     cmd = [sys.executable, "-m", "harness", "search", str(path), "--results", str(results)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -163,8 +184,7 @@ def test_resume_without_a_run_is_a_clear_error(tmp_path):
     reason="JAX is not installed (pip install -e .[jax])",
 )
 def test_jax_backend_runs_trials(tmp_path):
-    path = write_spec(tmp_path, search={"trials": 2, "max_epochs": 1,
-                                        "scheduler": {"name": "none"}})
+    path = write_spec(tmp_path, search={"trials": 2, "max_epochs": 1, "scheduler": {"name": "none"}})
     out = subprocess.run(
         [sys.executable, "-m", "harness", "search", str(path), "--backend", "jax",
          "--results", str(tmp_path / "r")],

@@ -243,21 +243,6 @@ BAD = {
     ),
 }
 
-# Space errors that today name only `space` (or `space.choices`), not the parameter.
-# See the report: harness/space.py validate_space() should prefix each entry's errors
-# with its name. Strict, so these turn into failures (remove the marker) once fixed.
-UNNAMED_PARAMETER = {
-    "low_above_high",
-    "int_low_above_high",
-    "empty_choices",
-    "log_with_low_zero",
-    "log_and_step",
-    "choice_of_wrong_type",
-    "per_block_on_global_parameter",
-    "unknown_optimizer",
-    "conv_blocks_above_max",
-}
-
 
 def _load_bad(tmp_path: Path, case: str) -> tuple[Path, str]:
     edit = BAD[case][0]
@@ -276,20 +261,7 @@ def test_bad_spec_raises_spec_error_naming_file_and_problem(tmp_path, case):
     assert re.search(BAD[case][2], message), message
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(
-            case,
-            marks=pytest.mark.xfail(
-                strict=True, reason="bug: space errors do not name the parameter"
-            ),
-        )
-        if case in UNNAMED_PARAMETER
-        else case
-        for case in BAD
-    ],
-)
+@pytest.mark.parametrize("case", list(BAD))
 def test_bad_spec_message_names_the_field(tmp_path, case):
     path, message = _load_bad(tmp_path, case)
     rest = message.replace(str(path), "")  # tmp_path contains the test's name
