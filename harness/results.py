@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 import pyarrow as pa
 
 from harness.leaderboard import dedupe, read_table, sort_by_objective

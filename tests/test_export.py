@@ -1,0 +1,134 @@
+"""Export round trip (reload + accuracy check), export errors, and predict on real images."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+import yaml
+from PIL import Image
+
+from harness.data import load_dataset
+from harness.export import ExportError, export_trial, predict_images, select_trial
+from harness.results import load_leaderboard
+from harness.search import run_search
+from harness.spec import load_spec
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    """A finished digits study: completed trials (2 models kept) and failed ones (kernel 11)."""
+    root = tmp_path_factory.mktemp("export")
+    spec = {
+        "study": "exp",
+        "dataset": {"name": "digits"},
+        "search": {"trials": 6, "max_epochs": 3, "sampler": "random", "seed": 0,
+                   "scheduler": {"name": "none"}, "keep_models": 2},
+        "space": {"conv_blocks": 1, "dense_units": 16, "padding": "valid",
+                  "filters": {"type": "categorical", "choices": [4, 8, 16]},
+                  "kernel_size": {"type": "categorical", "choices": [3, 5, 11]}},
+    }  # fmt: skip
+    (root / "space.yaml").write_text(yaml.safe_dump(spec))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        run_search(load_spec(root / "space.yaml"), results_dir=root / "results")
+    finally:
+        ray.shutdown()
+    return root / "results"
+
+
+def test_export_best_writes_verified_model_and_card(results, tmp_path):
+    row = select_trial(results, "exp", rank=1)
+    card = export_trial(row, tmp_path / "best", results_dir=results)
+    assert sorted(p.name for p in (tmp_path / "best").iterdir()) == ["model.keras", "model_card.json"]
+    saved = json.loads((tmp_path / "best" / "model_card.json").read_text())
+    assert saved["trial_id"] == row["trial_id"] == card["trial_id"]
+    assert saved["input"] == {
+        **saved["input"],
+        "shape": [8, 8, 1],
+        "dtype": "uint8",
+        "color_mode": "grayscale",
+    }
+    assert saved["dataset"]["class_names"] == [str(i) for i in range(10)]
+    assert abs(saved["verified_test_accuracy"] - row["test_accuracy"]) <= 0.001
+    assert saved["hyperparameters"]["kernel_size"] == 3 and saved["versions"]["keras_version"]
+
+
+def test_export_savedmodel_under_tensorflow(results, tmp_path):
+    card = export_trial(select_trial(results, "exp"), tmp_path / "sm", results_dir=results,
+                        formats=("keras", "savedmodel"))  # fmt: skip
+    assert "saved_model" in card["files"]
+    assert (tmp_path / "sm" / "saved_model" / "saved_model.pb").is_file()
+
+
+def test_export_refuses_a_model_that_does_not_match_its_row(results, tmp_path):
+    tampered = select_trial(results, "exp", rank=1).copy()
+    tampered["test_accuracy"] -= 0.05
+    with pytest.raises(ExportError, match="does not match its row"):
+        export_trial(tampered, tmp_path / "bad", results_dir=results)
+    assert not (tmp_path / "bad").exists()  # nothing half-written
+
+
+def test_export_errors_name_the_fix(results, tmp_path):
+    frame = load_leaderboard(results, "exp")
+    assert frame["model_path"].notna().sum() == 2  # keep_models
+    failed = frame[frame.status == "failed"]
+    dropped = frame[(frame.status == "completed") & frame.model_path.isna()]
+    assert len(failed) >= 1 and len(dropped) >= 1
+    with pytest.raises(ExportError, match="failed"):
+        export_trial(failed.iloc[0], tmp_path / "f", results_dir=results)
+    with pytest.raises(ExportError, match="keep_models"):
+        export_trial(dropped.iloc[0], tmp_path / "d", results_dir=results)
+    with pytest.raises(ExportError, match="--rank must be between 1 and 6"):
+        select_trial(results, "exp", rank=9)
+    with pytest.raises(ExportError, match="not in the leaderboard"):
+        select_trial(results, "exp", trial="nope")
+    out = subprocess.run(
+        [sys.executable, "-m", "harness", "export", "--results", str(results), "--study", "exp",
+         "--rank", "6", "--out", str(tmp_path / "cli")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 2 and "has no model" in out.stderr
+
+
+def test_predict_classifies_real_test_images_like_the_model(results, tmp_path):
+    export_trial(select_trial(results, "exp"), tmp_path / "m", results_dir=results)
+    data = load_dataset(load_spec_from(results).dataset)
+    paths = []
+    for i in range(6):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(data.x_test[i, :, :, 0]).save(path)
+        paths.append(path)
+    predictions = predict_images(tmp_path / "m", paths, top=2)
+    import keras
+
+    expected = keras.saving.load_model(tmp_path / "m" / "model.keras").predict(data.x_test[:6], verbose=0)
+    for result, probs in zip(predictions, expected, strict=True):
+        assert result["top"][0][0] == str(int(np.argmax(probs)))
+        assert result["top"][0][1] == pytest.approx(float(probs.max()), abs=1e-5)
+        assert len(result["top"]) == 2
+    out = subprocess.run(
+        [sys.executable, "-m", "harness", "predict", "--model", str(tmp_path / "m"), *map(str, paths[:2])],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("%") == 6 and "digit0.png" in out.stdout
+
+
+def load_spec_from(results: Path):
+    from harness.spec import load_saved_spec
+
+    return load_saved_spec(results, select_trial(results, "exp")["spec_hash"])
+
+
+def test_predict_rejects_a_folder_without_card(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ExportError, match="model_card.json"):
+        predict_images(tmp_path / "empty", [tmp_path / "x.png"])
