@@ -82,12 +82,16 @@ def main() -> None:
         one = time.perf_counter()
         load_leaderboard(root, "study_07")
         one = time.perf_counter() - one
-    print(f"append one row (atomic file): median {statistics.median(times) * 1e3:.2f} ms, "
-          f"p95 {sorted(times)[int(len(times) * 0.95)] * 1e3:.2f} ms over {len(times)} rows")
+    print(
+        f"append one row (atomic file): median {statistics.median(times) * 1e3:.2f} ms, "
+        f"p95 {sorted(times)[int(len(times) * 0.95)] * 1e3:.2f} ms over {len(times)} rows"
+    )
     print(f"compact {args.timed_appends} row files: {compact_s:.2f} s")
-    print(f"load_leaderboard, {len(frame):,} rows x {frame.shape[1]} columns, {args.studies} studies "
-          f"after compaction: median {statistics.median(loads):.3f} s (min {min(loads):.3f}, "
-          f"max {max(loads):.3f}) over 5 loads")
+    print(
+        f"load_leaderboard, {len(frame):,} rows x {frame.shape[1]} columns, {args.studies} studies "
+        f"after compaction: median {statistics.median(loads):.3f} s (min {min(loads):.3f}, "
+        f"max {max(loads):.3f}) over 5 loads"
+    )
     print(f"load_leaderboard of one study ({per_study:,} rows): {one:.3f} s")
 
 

@@ -221,19 +221,7 @@ def main() -> None:
     """Entry point: bad input exits 2 with one paragraph, never a traceback."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before any TensorFlow import
     try:
-        app(standalone_mode=False)
+        app()  # Typer reports usage errors itself, with exit code 2
     except HarnessError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        err_console.print("interrupted; continue with `harness search SPACE.yaml --resume`")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
