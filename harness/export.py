@@ -110,6 +110,8 @@ def _import_keras(backend: str | None) -> Any:
         os.environ.setdefault("KERAS_BACKEND", backend)
     import keras
 
+    import harness.model  # noqa: F401 - registers harness' custom layers for loading
+
     return keras
 
 

@@ -8,6 +8,7 @@ leaderboard's fixed `hp_*` columns, so no other module hard-codes parameter name
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,39 +20,59 @@ if TYPE_CHECKING:
 
 MAX_BLOCKS = 8
 """Most conv blocks a space may ask for; fixes the leaderboard's per-block columns."""
+MAX_DENSE = 4
+"""Most hidden dense layers; `dense_units` may be sampled per dense layer."""
 
 Kind = Literal["int", "float", "bool", "str"]
 Value = int | float | bool | str
+PADDING = re.compile(r"^(same|valid)(,(same|valid))*$")
 
 
 @dataclass(frozen=True)
 class Parameter:
-    """One entry of the vocabulary: its type, default and allowed values."""
+    """One entry of the vocabulary: its type, default and allowed values.
+
+    `group` names the count a per-block value follows: `conv_blocks` (one value per
+    conv block) or `dense_layers` (one per hidden dense layer).
+    """
 
     kind: Kind
     default: Value | None
-    per_block: bool = False
+    group: str | None = None
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] | None = None
     help: str = ""
 
+    @property
+    def per_block(self) -> bool:
+        return self.group is not None
+
 
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
+BLOCK, DENSE = "conv_blocks", "dense_layers"
+GROUP_SIZES = {BLOCK: MAX_BLOCKS, DENSE: MAX_DENSE}
 PARAMETERS: dict[str, Parameter] = {
     "conv_blocks": Parameter("int", 2, low=1, high=MAX_BLOCKS, help="number of conv blocks"),
-    "filters": Parameter("int", 32, per_block=True, low=1, help="filters per conv layer"),
-    "kernel_size": Parameter("int", 3, per_block=True, low=1, help="conv kernel size"),
-    "convs_per_block": Parameter("int", 1, per_block=True, low=1, high=4),
-    "padding": Parameter("str", "same", per_block=True, choices=("same", "valid")),
-    "batch_norm": Parameter("bool", False, per_block=True, help="BatchNorm after each conv"),
-    "pool_size": Parameter("int", 2, per_block=True, low=1, help="max pooling; 1 = none"),
-    "dropout": Parameter("float", 0.0, per_block=True, low=0.0, high=0.95),
+    "filters": Parameter("int", 32, BLOCK, low=1, help="filters of each conv"),
+    "kernel_size": Parameter("int", 3, BLOCK, low=1, help="conv kernel size"),
+    "convs_per_block": Parameter("int", 1, BLOCK, low=1, high=4),
+    "padding": Parameter("str", "same", BLOCK, help="same | valid | per conv: same,valid"),
+    "batch_norm": Parameter("bool", False, BLOCK, help="BatchNorm after each conv"),
+    "batch_norm_last": Parameter("bool", True, BLOCK, help="false: BatchNorm only between convs"),
+    "pool_size": Parameter("int", 2, BLOCK, low=1, help="max pooling; 1 = none"),
+    "dropout": Parameter("float", 0.0, BLOCK, low=0.0, high=0.95, help="after each block"),
     "activation": Parameter("str", "relu", choices=("relu", "elu", "gelu", "selu", "swish", "tanh")),
-    "dense_units": Parameter("int", 128, low=0, help="hidden dense units; 0 = none"),
+    "head": Parameter("str", "flatten", choices=("flatten", "global_avg", "global_max")),
+    "dense_layers": Parameter("int", 1, low=0, high=MAX_DENSE, help="hidden dense layers"),
+    "dense_units": Parameter("int", 128, DENSE, low=0, help="units per dense layer; 0 = none"),
     "dense_dropout": Parameter(
-        "float", None, low=0.0, high=0.95, help="defaults to the last block's dropout"
+        "float", None, low=0.0, high=0.95, help="after the last dense layer; default: last block's"
     ),
+    "augment_flip": Parameter("str", "none", choices=("none", "horizontal", "vertical", "both")),
+    "augment_rotation": Parameter("float", 0.0, low=0.0, high=0.5, help="fraction of a full turn"),
+    "augment_shift": Parameter("float", 0.0, low=0.0, high=0.5, help="fraction of height/width"),
+    "augment_brightness": Parameter("float", 0.0, low=0.0, high=1.0, help="fraction of 255"),
     "optimizer": Parameter("str", "adam", choices=OPTIMIZERS),
     "learning_rate": Parameter("float", 1e-3, low=1e-7, high=10.0),
     "batch_size": Parameter("int", 64, low=1, high=65536),
@@ -63,8 +84,8 @@ def column_names() -> list[str]:
     names: list[str] = []
     for name, param in PARAMETERS.items():
         names.append(name)
-        if param.per_block:
-            names.extend(f"{name}_{i}" for i in range(1, MAX_BLOCKS + 1))
+        if param.group:
+            names.extend(f"{name}_{i}" for i in range(1, GROUP_SIZES[param.group] + 1))
     return names
 
 
@@ -87,6 +108,8 @@ def _check_value(name: str, value: Any, what: str) -> None:
         expected = {"int": "an integer", "float": "a number", "bool": "true or false"}
         allowed = expected.get(param.kind) or f"one of {list(param.choices or ())}"
         raise ValueError(f"{what} must be {allowed}; got {value!r}")
+    if name == "padding" and not PADDING.match(value):
+        raise ValueError(f"{what} must be same, valid, or one per conv like same,valid; got {value!r}")
     if param.choices is not None and value not in param.choices:
         raise ValueError(f"{what} must be one of {list(param.choices)}; got {value!r}")
     if param.low is not None and value < param.low:
@@ -195,41 +218,72 @@ def validate_space(raw: Mapping[str, Any]) -> dict[str, Any]:
             raise ValueError(f"{name}: {details}") from None
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
-    most = max_blocks(space)
     for name, value in space.items():
+        group = PARAMETERS[name].group
+        most = max_count(space, group) if group else 0
         if isinstance(value, list) and len(value) < most:
-            raise ValueError(f"{name} lists {len(value)} per-block values but conv_blocks can be {most}")
+            raise ValueError(f"{name} lists {len(value)} per-block values but {group} can be {most}")
     return space
 
 
-def max_blocks(space: Mapping[str, Any]) -> int:
-    """Largest number of conv blocks the space can produce."""
-    blocks = space.get("conv_blocks", PARAMETERS["conv_blocks"].default)
-    if isinstance(blocks, IntDist):
-        return blocks.high
-    if isinstance(blocks, CategoricalDist):
-        return max(int(c) for c in blocks.choices)
-    return int(blocks)
+def max_count(space: Mapping[str, Any], group: str) -> int:
+    """Largest number of conv blocks (or dense layers) the space can produce."""
+    count = space.get(group, PARAMETERS[group].default)
+    if isinstance(count, IntDist):
+        return count.high
+    if isinstance(count, CategoricalDist):
+        return max(int(c) for c in count.choices)
+    return int(count)
 
 
 def suggest(trial: optuna.Trial, space: Mapping[str, Any]) -> dict[str, Value]:
-    """Define-by-run sampling: per-block entries depend on the sampled `conv_blocks`.
+    """Define-by-run sampling: per-block entries depend on the sampled `conv_blocks`
+    (per-layer `dense_units` on the sampled `dense_layers`).
 
     Returns the fixed values, which Ray Tune's OptunaSearch merges into the config.
     """
     fixed: dict[str, Value] = {}
-    blocks = _sample(trial, "conv_blocks", space.get("conv_blocks", 2), fixed)
+    counts = {
+        group: int(_sample(trial, group, space.get(group, PARAMETERS[group].default), fixed))
+        for group in GROUP_SIZES
+    }
     for name, entry in space.items():
-        if name == "conv_blocks":
+        if name in GROUP_SIZES:
             continue
+        group = PARAMETERS[name].group
         if isinstance(entry, list):
-            fixed.update({f"{name}_{i}": entry[i - 1] for i in range(1, int(blocks) + 1)})
+            fixed.update({f"{name}_{i}": entry[i - 1] for i in range(1, counts[group] + 1)})
         elif isinstance(entry, _Dist) and entry.per_block:
-            for i in range(1, int(blocks) + 1):
+            for i in range(1, counts[group] + 1):  # type: ignore[index]
                 _sample(trial, f"{name}_{i}", entry, fixed)
         else:
             _sample(trial, name, entry, fixed)
     return fixed
+
+
+def first_config(space: Mapping[str, Any]) -> dict[str, Value]:
+    """The configuration at each distribution's low end / first choice (for --dry-run)."""
+    trial = _FirstTrial()
+    return {**suggest(trial, space), **trial.params}  # type: ignore[arg-type]
+
+
+class _FirstTrial:
+    """Just enough of optuna.Trial to walk a space deterministically."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Value] = {}
+
+    def suggest_int(self, name: str, low: int, high: int, **_: Any) -> int:
+        self.params[name] = low
+        return low
+
+    def suggest_float(self, name: str, low: float, high: float, **_: Any) -> float:
+        self.params[name] = low
+        return low
+
+    def suggest_categorical(self, name: str, choices: list[Value]) -> Value:
+        self.params[name] = choices[0]
+        return choices[0]
 
 
 def _sample(trial: optuna.Trial, key: str, entry: Any, fixed: dict[str, Value]) -> Value:
@@ -244,7 +298,7 @@ def _sample(trial: optuna.Trial, key: str, entry: Any, fixed: dict[str, Value]) 
 
 
 def resolve(config: Mapping[str, Any], name: str, block: int | None = None) -> Any:
-    """The value of `name` (for 1-based `block`) in a trial config, else its default."""
+    """The value of `name` (for 1-based conv block or dense layer) in a config, else its default."""
     if block is not None and f"{name}_{block}" in config:
         return config[f"{name}_{block}"]
     return config.get(name, PARAMETERS[name].default)

@@ -9,6 +9,7 @@ import pytest
 
 from harness.space import (
     MAX_BLOCKS,
+    MAX_DENSE,
     PARAMETERS,
     base_name,
     column_names,
@@ -78,7 +79,7 @@ def test_conv_blocks_varies_so_conditionality_is_exercised(samples):
 def test_returns_fixed_values_only(samples):
     for params, fixed in samples:
         n = params["conv_blocks"]
-        expected = {"optimizer": "sgd", "convs_per_block": 2}
+        expected = {"optimizer": "sgd", "convs_per_block": 2, "dense_layers": 1}  # default count
         expected |= {f"kernel_size_{i}": [3, 5, 7, 3][i - 1] for i in range(1, n + 1)}
         assert fixed == expected
         assert not set(fixed) & set(params)  # sampled values come from the trial
@@ -117,7 +118,7 @@ def test_fixed_per_block_list_expands_per_block():
     fixed = suggest(trial, space)
     assert trial.params == {}
     assert fixed == {
-        "conv_blocks": 3,
+        "conv_blocks": 3, "dense_layers": 1,
         "filters_1": 4, "filters_2": 8, "filters_3": 16,
         "padding_1": "same", "padding_2": "same", "padding_3": "same",
     }  # fmt: skip
@@ -138,7 +139,7 @@ def test_shared_distribution_of_per_block_parameter_gives_one_key():
     trial = study().ask()
     fixed = suggest(trial, space)
     assert trial.params == {"filters": 8}
-    assert fixed == {"conv_blocks": 3}
+    assert fixed == {"conv_blocks": 3, "dense_layers": 1}
 
 
 def test_default_conv_blocks_when_absent():
@@ -146,7 +147,7 @@ def test_default_conv_blocks_when_absent():
     trial = study().ask()
     fixed = suggest(trial, space)
     default = PARAMETERS["conv_blocks"].default
-    assert fixed == {"conv_blocks": default}
+    assert fixed == {"conv_blocks": default, "dense_layers": PARAMETERS["dense_layers"].default}
     assert sorted(trial.params) == [f"filters_{i}" for i in range(1, default + 1)]
 
 
@@ -166,8 +167,10 @@ def test_column_names():
     assert "optimizer" in names and "optimizer_1" not in names  # not per-block
     assert len(names) == len(set(names))
     assert names == column_names()  # stable order
-    per_block = [n for n, p in PARAMETERS.items() if p.per_block]
-    assert len(names) == len(PARAMETERS) + MAX_BLOCKS * len(per_block)
+    per_block = [n for n, p in PARAMETERS.items() if p.group == "conv_blocks"]
+    per_dense = [n for n, p in PARAMETERS.items() if p.group == "dense_layers"]
+    assert len(names) == len(PARAMETERS) + MAX_BLOCKS * len(per_block) + MAX_DENSE * len(per_dense)
+    assert "dense_units_4" in names and "dense_units_5" not in names
 
 
 @pytest.mark.parametrize(
