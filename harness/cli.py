@@ -62,6 +62,9 @@ def search(
     time_budget: Annotated[float | None, typer.Option(help="Wall-clock budget, seconds.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override search.seed.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the study's interrupted run.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="Validate, find the data, print the first model; train nothing.")
+    ] = False,
     top: Annotated[int, typer.Option(help="Rows in the final table.")] = 10,
 ) -> None:
     """Run a hyperparameter search (or a fixed baseline) and print its leaderboard."""
@@ -81,6 +84,9 @@ def search(
             "search.seed": seed,
         }
     )
+    if dry_run:
+        _dry_run(spec, data_dir, backend.value if backend else None)
+        return
     frame = run_search(
         spec,
         results_dir=results,
@@ -93,6 +99,24 @@ def search(
     console.print(leaderboard_table(frame.head(top), title=f"{spec.study}: top {top}"))
     counts = frame["status"].value_counts().to_dict() if not frame.empty else {}
     console.print(f"{len(frame)} trials: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+def _dry_run(spec, data_dir: Path | None, backend: str | None) -> None:  # noqa: ANN001
+    """Everything a search checks before training, and the first configuration's model."""
+    from harness.data import describe
+    from harness.space import first_config
+
+    where, shape, classes = describe(spec.dataset, data_dir=data_dir)
+    os.environ.setdefault("KERAS_BACKEND", backend or "tensorflow")
+    from harness.model import build_model
+
+    config = first_config(spec.space)
+    model = build_model(config, shape, len(classes))
+    model.summary(print_fn=lambda line, **_: console.print(line, highlight=False, markup=False))
+    console.print(f"spec: valid ({spec.study}, {spec.search.trials} trials, hash {spec.spec_hash()})")
+    console.print(f"data: {spec.dataset.label} found at {where}; input {shape}, {len(classes)} classes")
+    console.print(f"first configuration: {config}")
+    console.print(f"total parameters: {model.count_params():,}. Dry run: nothing trained or written.")
 
 
 @app.command()
@@ -182,6 +206,40 @@ def export(
     console.print(
         f"Exported {card['study']}/{card['trial_id']} to {out}: {', '.join(card['files'])} + "
         f"model_card.json (test accuracy {card['verified_test_accuracy']:.4f}, verified)."
+    )
+
+
+@app.command()
+def evaluate(
+    results: ResultsOpt = Path("results"),
+    study: StudyOpt = None,
+    trial: Annotated[str | None, typer.Option(help="Trial id to evaluate.")] = None,
+    rank: Annotated[int | None, typer.Option(help="Rank in the study (1 = best).")] = None,
+    png: Annotated[Path | None, typer.Option(help="Confusion matrix PNG (default: in results).")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Per-class precision/recall/F1 and a confusion matrix on the test set."""
+    from harness.evaluate import confusion_png, evaluate_trial
+    from harness.export import select_trial
+
+    if trial and rank:
+        raise HarnessError("Specify only one of `--trial` and `--rank`.")
+    row = select_trial(results, study, trial, rank)
+    report = evaluate_trial(row, results_dir=results, data_dir=data_dir)
+    table = Table(title=f"{row['study']}/{row['trial_id']}: per class, worst F1 first")
+    for col in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for rec in report.per_class.to_dict("records"):
+        table.add_row(
+            rec["class"], *(f"{rec[c]:.3f}" for c in ("precision", "recall", "f1")), str(rec["support"])
+        )
+    console.print(table)
+    console.print(f"accuracy: {report.accuracy:.4f} on {int(report.per_class['support'].sum())} test images")
+    console.print("confusion matrix (rows: true, columns: predicted):")
+    console.print(report.confusion.to_string(), highlight=False, markup=False)
+    png = png or results / "evaluations" / f"{row['study']}_{row['trial_id']}_confusion.png"
+    console.print(
+        f"confusion matrix PNG: {confusion_png(report.confusion, png, f'{row.study} / {row.trial_id}')}"
     )
 
 

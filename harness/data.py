@@ -144,6 +144,56 @@ def load_raw(spec: DatasetSpec, *, data_dir: str | Path | None = None) -> RawDat
     return read_image_tree(locate_path(spec.path, roots), spec.image_size)
 
 
+def describe(spec: DatasetSpec, *, data_dir: str | Path | None = None) -> tuple[str, tuple, list[str]]:
+    """(where it is found, input shape, class names) without decoding any image (--dry-run)."""
+    roots = search_roots(data_dir)
+    shapes = {"digits": (8, 8, 1), "mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
+    if spec.name == "image_folder":
+        if not spec.path:
+            raise DataError("dataset.path: image_folder needs a path to a folder with train/ and test/.")
+        path = locate_path(spec.path, roots)
+        names = [n for n, _ in _list_names(path)]
+        classes = sorted({n.split("/")[-2] for n in names if "/train/" in f"/{n}"})
+        if not classes:
+            raise DataError(f"dataset.path: {path} has no train/<class>/<image> files.")
+        first = min(names)
+        source = path / first if path.is_dir() else _member_bytes(path, first)
+        shape = (*_first_size(source), 3)
+        where = str(path)
+    else:
+        where = locate(spec.name, data_dir) or "not found here: a Keras download will be tried"
+        shape = shapes[spec.name]
+        classes = {"digits": DIGIT_CLASSES, "cifar10": CIFAR10_CLASSES}.get(spec.name) or _classes_for(
+            spec.name
+        )
+    if spec.image_size:
+        shape = (*spec.image_size, shape[2])
+    if spec.classes:
+        unknown = [c for c in spec.classes if c not in classes]
+        if unknown:
+            raise DataError(f"dataset.classes: {unknown} not in {spec.name}; allowed: {classes}.")
+        classes = [c for c in classes if c in spec.classes]
+    return where, shape, classes
+
+
+def _list_names(path: Path) -> Iterator[tuple[str, None]]:
+    """Image names in a folder or tarball, without reading them."""
+    if path.is_dir():
+        for file in path.rglob("*"):
+            if file.suffix.lower() in IMAGE_SUFFIXES:
+                yield file.relative_to(path).as_posix(), None
+        return
+    with tarfile.open(path) as tar:
+        for name in tar.getnames():
+            if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                yield name, None
+
+
+def _member_bytes(path: Path, name: str) -> bytes:
+    with tarfile.open(path) as tar:
+        return tar.extractfile(name).read()  # type: ignore[union-attr]
+
+
 def locate(name: str, data_dir: str | Path | None = None) -> str | None:
     """Where a known dataset's files are found, or None (used by `harness datasets`)."""
     roots = search_roots(data_dir)

@@ -60,12 +60,14 @@ def export_trial(
     The model is reloaded from the written file and re-evaluated on the test set; a
     test accuracy more than 0.1 point away from the leaderboard's aborts the export.
     """
-    _check_exportable(row, formats)
+    check_exportable(row)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ExportError(f"--format must be among {list(FORMATS)}; got {unknown}.")
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"--out {out} exists and is not empty; choose a new folder.")
-    spec = load_saved_spec(results_dir, row["spec_hash"])
-    data = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
+    spec, data = trial_data(row, results_dir, data_dir)
     keras = _import_keras(row["backend"])
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
@@ -89,10 +91,19 @@ def export_trial(
     return card
 
 
-def _check_exportable(row: pd.Series, formats: tuple[str, ...]) -> None:
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise ExportError(f"--format must be among {list(FORMATS)}; got {unknown}.")
+def trial_data(row: pd.Series, results_dir: str | Path, data_dir: str | Path | None) -> tuple[Any, Any]:
+    """The trial's validated spec and its dataset, split exactly as during the search."""
+    spec = load_saved_spec(results_dir, row["spec_hash"])
+    return spec, load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
+
+
+def load_trial_model(row: pd.Series) -> Any:
+    """The trial's kept Keras model (clear errors for failed, pruned or dropped ones)."""
+    check_exportable(row)
+    return _import_keras(row["backend"]).saving.load_model(row["model_path"])
+
+
+def check_exportable(row: pd.Series) -> None:
     if row["status"] == "failed":
         raise ExportError(f"trial {row['trial_id']} failed ({row['error']}); it has no model.")
     path = row["model_path"]
