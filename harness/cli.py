@@ -120,6 +120,30 @@ def _dry_run(spec, data_dir: Path | None, backend: str | None) -> None:  # noqa:
 
 
 @app.command()
+def bench(
+    suite: Annotated[Path, typer.Argument(help="Benchmark suite YAML file.")],
+    results: ResultsOpt = Path("results"),
+    data_dir: DataDirOpt = None,
+    address: Annotated[str | None, typer.Option(help="Join a Ray cluster (e.g. auto).")] = None,
+    backend: Annotated[Backend | None, typer.Option(help="Keras backend.")] = None,
+) -> None:
+    """Run each task's baseline and search; write one comparison table (markdown + Parquet)."""
+    from harness.bench import load_suite, markdown, run_suite
+
+    parsed, _ = load_suite(suite)  # validate every spec before anything runs
+    table = run_suite(
+        suite,
+        results_dir=results,
+        console=err_console,
+        data_dir=data_dir,
+        address=address,
+        backend=backend.value if backend else None,
+    )
+    console.print(markdown(table), highlight=False, markup=False)
+    console.print(f"written: {results / 'bench' / parsed.name}.md and .parquet")
+
+
+@app.command()
 def leaderboard(
     results: ResultsOpt = Path("results"),
     study: StudyOpt = None,

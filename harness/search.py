@@ -68,6 +68,7 @@ def run_search(
         tuner.fit()
     compact(results, spec.study)
     frame = load_leaderboard(results, spec.study)
+    frame.attrs["run_id"] = run_dir.name  # rows of this run: frame[frame.run_id == ...]
     recorded = int((frame["run_id"] == run_dir.name).sum()) if not frame.empty else 0
     if recorded < spec.search.trials and spec.search.time_budget_s is None:
         (console or Console(stderr=True)).print(

@@ -1,0 +1,127 @@
+"""Benchmark suites: run each task's fixed baseline and its search, compare in one table."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import SpecError
+from harness.spec import SearchSpec, load_spec
+
+
+class BenchTask(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    baseline: Path | None = None
+    search: Path | None = None
+    overrides: dict[str, Any] = Field(default_factory=dict)  # for both, dotted keys
+    baseline_overrides: dict[str, Any] = Field(default_factory=dict)
+    search_overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class BenchSuite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    overrides: dict[str, Any] = Field(default_factory=dict)  # for every spec of the suite
+    tasks: list[BenchTask] = Field(min_length=1)
+
+
+def load_suite(path: str | Path) -> tuple[BenchSuite, dict[str, dict[str, SearchSpec]]]:
+    """Validate the suite and every spec it names (paths relative to the suite file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such file. Pass the path of a benchmark suite YAML file.")
+    try:
+        suite = BenchSuite.model_validate(yaml.safe_load(path.read_text()))
+    except (ValidationError, yaml.YAMLError) as exc:
+        raise SpecError(f"{path}: {exc}") from None
+    specs: dict[str, dict[str, SearchSpec]] = {}
+    for task in suite.tasks:
+        specs[task.name] = {}
+        for kind in ("baseline", "search"):
+            file = getattr(task, kind)
+            if file is None:
+                continue
+            overrides = {**suite.overrides, **task.overrides, **getattr(task, f"{kind}_overrides")}
+            if kind == "baseline":
+                overrides.pop("search.trials", None)  # a baseline is one fixed trial
+            spec = load_spec(path.parent / file).with_overrides(**overrides)
+            specs[task.name][kind] = spec.with_overrides(study=f"{suite.name}.{task.name}.{kind}")
+    return suite, specs
+
+
+def run_suite(
+    path: str | Path, *, results_dir: str | Path = "results", console: Any = None, **search_kwargs: Any
+) -> pd.DataFrame:
+    """Run every task; write `<results>/bench/<suite>.md` and `.parquet`; return the table."""
+    from harness.search import run_search
+
+    suite, specs = load_suite(path)
+    rows = []
+    for task in suite.tasks:
+        row: dict[str, Any] = {"task": task.name}
+        for kind, spec in specs[task.name].items():
+            t0 = time.perf_counter()
+            frame = run_search(spec, results_dir=results_dir, console=console, **search_kwargs)
+            row.update(summarize(kind, spec, frame, time.perf_counter() - t0))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    write_table(table, Path(results_dir) / "bench", suite.name)
+    return table
+
+
+def summarize(kind: str, spec: SearchSpec, frame: pd.DataFrame, wall_s: float) -> dict[str, Any]:
+    """One side of a comparison row, from this run's leaderboard rows only."""
+    rows = frame[frame["run_id"] == frame.attrs.get("run_id")] if "run_id" in frame.attrs else frame
+    done = rows[rows["status"] == "completed"]
+    best = done.iloc[0] if not done.empty else None  # rows come sorted by the objective
+    trial_s = rows["total_time_s"].fillna(0).sum()
+    return {
+        "dataset": spec.dataset.label,
+        f"{kind}_test_accuracy": None if best is None else float(best["test_accuracy"]),
+        f"{kind}_val_accuracy": None if best is None else float(best["val_accuracy"]),
+        f"{kind}_params": None if best is None else int(best["params"]),
+        f"{kind}_trials": len(rows),
+        f"{kind}_wall_s": round(wall_s, 1),
+        f"{kind}_cpu_s": round(trial_s * spec.resources.cpus_per_trial, 1),
+        f"{kind}_gpu_s": round(trial_s * spec.resources.gpus_per_trial, 1),
+        f"{kind}_trial": None if best is None else best["trial_id"],
+    }
+
+
+def write_table(table: pd.DataFrame, folder: Path, name: str) -> tuple[Path, Path]:
+    """Markdown for people, Parquet for pandas; both written atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    md, pq = folder / f"{name}.md", folder / f"{name}.parquet"
+    tmp_md, tmp_pq = md.with_suffix(".md.tmp"), pq.with_suffix(".parquet.tmp")
+    tmp_md.write_text(markdown(table))
+    table.to_parquet(tmp_pq, index=False)
+    tmp_md.replace(md)
+    tmp_pq.replace(pq)
+    return md, pq
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The comparison: baseline vs best searched test accuracy per task, with costs."""
+    shown = pd.DataFrame({"task": table["task"], "dataset": table.get("dataset")})
+    for kind in ("baseline", "search"):
+        if f"{kind}_test_accuracy" in table:
+            shown[f"{kind} test acc"] = table[f"{kind}_test_accuracy"].map(_pct)
+            shown[f"{kind} params"] = table[f"{kind}_params"]
+            shown[f"{kind} trials"] = table[f"{kind}_trials"]
+            shown[f"{kind} wall s"] = table[f"{kind}_wall_s"]
+            shown[f"{kind} CPU s"] = table[f"{kind}_cpu_s"]
+            shown[f"{kind} GPU s"] = table[f"{kind}_gpu_s"]
+    if {"baseline_test_accuracy", "search_test_accuracy"} <= set(table):
+        gain = (table["search_test_accuracy"] - table["baseline_test_accuracy"]) * 100
+        shown["search - baseline"] = gain.map(lambda g: "" if pd.isna(g) else f"{g:+.2f} pt")
+    return shown.to_markdown(index=False) + "\n"
+
+
+def _pct(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else f"{value:.2%}"
