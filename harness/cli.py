@@ -27,6 +27,8 @@ err_console = Console(stderr=True)
 
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder.")]
 StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name (default: all).")]
+TrialOpt = Annotated[str | None, typer.Option("--trial", help="Trial id.")]
+RankOpt = Annotated[int | None, typer.Option("--rank", help="Rank in the study (1 = best; default).")]
 DataDirOpt = Annotated[
     Path | None,
     typer.Option("--data-dir", envvar="HARNESS_DATA_DIR", help="Folder holding the datasets."),
@@ -207,24 +209,30 @@ def _sorted(frame, sort: str):  # noqa: ANN001, ANN202 - pandas frames
     return frame.sort_values(column, ascending=not descending, na_position="last", kind="stable")
 
 
+def _pick_trial(results: Path, study: str | None, trial: str | None, rank: int | None):  # noqa: ANN202
+    from harness.export import select_trial
+
+    if trial and rank:
+        raise HarnessError("Specify only one of `--trial` and `--rank`.")
+    return select_trial(results, study, trial, rank)
+
+
 @app.command()
 def export(
     out: Annotated[Path, typer.Option("--out", help="Folder to write (must be new or empty).")],
     results: ResultsOpt = Path("results"),
     study: StudyOpt = None,
-    trial: Annotated[str | None, typer.Option(help="Trial id to export.")] = None,
-    rank: Annotated[int | None, typer.Option(help="Rank in the study (1 = best).")] = None,
+    trial: TrialOpt = None,
+    rank: RankOpt = None,
     format: Annotated[
         list[str] | None, typer.Option("--format", help="keras (always), savedmodel, onnx.")
     ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Export a trial's model with a model card, verified on the test set."""
-    from harness.export import export_trial, select_trial
+    from harness.export import export_trial
 
-    if trial and rank:
-        raise HarnessError("Specify only one of `--trial` and `--rank`.")
-    row = select_trial(results, study, trial, rank)
+    row = _pick_trial(results, study, trial, rank)
     formats = tuple(format or ("keras",))
     card = export_trial(row, out, results_dir=results, formats=formats, data_dir=data_dir)
     console.print(
@@ -237,18 +245,15 @@ def export(
 def evaluate(
     results: ResultsOpt = Path("results"),
     study: StudyOpt = None,
-    trial: Annotated[str | None, typer.Option(help="Trial id to evaluate.")] = None,
-    rank: Annotated[int | None, typer.Option(help="Rank in the study (1 = best).")] = None,
+    trial: TrialOpt = None,
+    rank: RankOpt = None,
     png: Annotated[Path | None, typer.Option(help="Confusion matrix PNG (default: in results).")] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Per-class precision/recall/F1 and a confusion matrix on the test set."""
     from harness.evaluate import confusion_png, evaluate_trial
-    from harness.export import select_trial
 
-    if trial and rank:
-        raise HarnessError("Specify only one of `--trial` and `--rank`.")
-    row = select_trial(results, study, trial, rank)
+    row = _pick_trial(results, study, trial, rank)
     report = evaluate_trial(row, results_dir=results, data_dir=data_dir)
     table = Table(title=f"{row['study']}/{row['trial_id']}: per class, worst F1 first")
     for col in ("class", "precision", "recall", "f1", "support"):

@@ -152,7 +152,7 @@ def describe(spec: DatasetSpec, *, data_dir: str | Path | None = None) -> tuple[
         if not spec.path:
             raise DataError("dataset.path: image_folder needs a path to a folder with train/ and test/.")
         path = locate_path(spec.path, roots)
-        names = [n for n, _ in _list_names(path)]
+        names = [n for n, _ in _list_images(path, read=False)]
         classes = sorted({n.split("/")[-2] for n in names if "/train/" in f"/{n}"})
         if not classes:
             raise DataError(f"dataset.path: {path} has no train/<class>/<image> files.")
@@ -174,19 +174,6 @@ def describe(spec: DatasetSpec, *, data_dir: str | Path | None = None) -> tuple[
             raise DataError(f"dataset.classes: {unknown} not in {spec.name}; allowed: {classes}.")
         classes = [c for c in classes if c in spec.classes]
     return where, shape, classes
-
-
-def _list_names(path: Path) -> Iterator[tuple[str, None]]:
-    """Image names in a folder or tarball, without reading them."""
-    if path.is_dir():
-        for file in path.rglob("*"):
-            if file.suffix.lower() in IMAGE_SUFFIXES:
-                yield file.relative_to(path).as_posix(), None
-        return
-    with tarfile.open(path) as tar:
-        for name in tar.getnames():
-            if Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                yield name, None
 
 
 def _member_bytes(path: Path, name: str) -> bytes:
@@ -403,8 +390,11 @@ def _decode_tree(path: Path, image_size: tuple[int, int] | None) -> RawData:
     return RawData(*arrays["train"], *arrays["test"], classes, str(path))
 
 
-def _list_images(path: Path) -> Iterator[tuple[str, bytes | Path]]:
-    """(relative name, bytes or file path) for every image in a folder or tarball."""
+def _list_images(path: Path, read: bool = True) -> Iterator[tuple[str, bytes | Path | None]]:
+    """(relative name, bytes or file path) for every image in a folder or tarball.
+
+    With `read=False` a tarball's members are listed, not read (the source is None).
+    """
     if path.is_dir():
         for file in path.rglob("*"):
             if file.suffix.lower() in IMAGE_SUFFIXES:
@@ -414,7 +404,8 @@ def _list_images(path: Path) -> Iterator[tuple[str, bytes | Path]]:
         with tarfile.open(path) as tar:
             for member in tar:
                 if member.isfile() and Path(member.name).suffix.lower() in IMAGE_SUFFIXES:
-                    yield member.name, tar.extractfile(member).read()  # type: ignore[union-attr]
+                    data = tar.extractfile(member).read() if read else None  # type: ignore[union-attr]
+                    yield member.name, data
     except tarfile.TarError as exc:
         raise DataError(f"dataset.path: {path} is neither a folder nor a readable tarball ({exc}).") from None
 
