@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import SpecError
-from harness.spec import SearchSpec, load_spec
+from harness.spec import SearchSpec, describe_error, load_spec
 
 
 class BenchTask(BaseModel):
@@ -37,9 +37,11 @@ def load_suite(path: str | Path) -> tuple[BenchSuite, dict[str, dict[str, Search
     if not path.is_file():
         raise SpecError(f"{path}: no such file. Pass the path of a benchmark suite YAML file.")
     try:
-        suite = BenchSuite.model_validate(yaml.safe_load(path.read_text()))
-    except (ValidationError, yaml.YAMLError) as exc:
-        raise SpecError(f"{path}: {exc}") from None
+        suite = BenchSuite.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except ValidationError as exc:
+        raise SpecError(f"{path}: " + "; ".join(describe_error(e) for e in exc.errors())) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: not a readable YAML file ({exc}).") from None
     specs: dict[str, dict[str, SearchSpec]] = {}
     for task in suite.tasks:
         specs[task.name] = {}

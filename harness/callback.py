@@ -11,8 +11,9 @@ import keras
 class ReportCallback(keras.callbacks.Callback):
     """Reports each epoch to Ray Tune (backend-neutral, unlike Ray's TF-only callback).
 
-    It also checks, every few batches, whether the scheduler asked the trial to stop,
-    so a pruned trial frees its worker at once instead of finishing its epoch.
+    It also checks, every few batches, whether Ray asked the trial to stop between
+    reports (time budget, Ctrl-C), so the worker is freed mid-epoch. (A scheduler's stop
+    arrives at a report, where Ray ends the trial itself.)
     """
 
     def __init__(self, params: int) -> None:

@@ -28,7 +28,7 @@ err_console = Console(stderr=True)
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder.")]
 StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name (default: all).")]
 TrialOpt = Annotated[str | None, typer.Option("--trial", help="Trial id.")]
-RankOpt = Annotated[int | None, typer.Option("--rank", help="Rank in the study (1 = best; default).")]
+RankOpt = Annotated[int | None, typer.Option("--rank", min=1, help="Rank in the study (1 = best; default).")]
 DataDirOpt = Annotated[
     Path | None,
     typer.Option("--data-dir", envvar="HARNESS_DATA_DIR", help="Folder holding the datasets."),
@@ -149,7 +149,7 @@ def bench(
 def leaderboard(
     results: ResultsOpt = Path("results"),
     study: StudyOpt = None,
-    top: Annotated[int | None, typer.Option(help="Show the best K rows per study.")] = None,
+    top: Annotated[int | None, typer.Option(min=1, help="Show the best K rows per study.")] = None,
     sort: Annotated[
         str | None,
         typer.Option(help="Sort by a column instead, e.g. params or test_accuracy:desc."),
@@ -181,7 +181,7 @@ def leaderboard(
             frame = _sorted(frame, sort)
     except ValueError as exc:
         raise HarnessError(str(exc)) from None
-    if top:
+    if top is not None:
         frame = frame.groupby("study", sort=False).head(top)
     if format is Format.table:
         console.print(leaderboard_table(frame))
@@ -212,7 +212,7 @@ def _sorted(frame, sort: str):  # noqa: ANN001, ANN202 - pandas frames
 def _pick_trial(results: Path, study: str | None, trial: str | None, rank: int | None):  # noqa: ANN202
     from harness.export import select_trial
 
-    if trial and rank:
+    if trial is not None and rank is not None:
         raise HarnessError("Specify only one of `--trial` and `--rank`.")
     return select_trial(results, study, trial, rank)
 

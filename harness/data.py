@@ -338,7 +338,8 @@ def read_image_tree(path: Path, image_size: tuple[int, int] | None) -> RawData:
     """Read `train/<class>/*` and `test/<class>/*` from a folder or a tarball, cached.
 
     The first read decodes every image with Pillow (no TensorFlow needed); later reads
-    load an .npz from `cache_dir()` keyed by the source's path, size, mtime and size.
+    load an .npz from `cache_dir()` keyed by the source, every file's size and mtime, and
+    the image size.
     """
     key = hashlib.sha256(f"{path.resolve()}|{image_size}".encode())
     files = sorted(path.rglob("*")) if path.is_dir() else [path]
@@ -470,5 +471,11 @@ def _subset(raw: RawData, classes: list[str], name: str) -> RawData:
 def _stratified_take(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, ...]:
     from sklearn.model_selection import train_test_split
 
-    x_keep, _, y_keep, _ = train_test_split(x, y, train_size=n, stratify=y, random_state=seed)
+    try:
+        x_keep, _, y_keep, _ = train_test_split(x, y, train_size=n, stratify=y, random_state=seed)
+    except ValueError as exc:
+        raise DataError(
+            f"dataset.limit_train={n} cannot be drawn stratified from {len(y)} training images "
+            f"({exc}); use a smaller limit_train, or leave it out to use them all."
+        ) from None
     return x_keep, y_keep

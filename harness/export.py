@@ -41,7 +41,7 @@ def select_trial(
     studies = frame["study"].unique().tolist()
     if len(studies) > 1:
         raise ExportError(f"--study is needed with --rank; studies here: {studies}.")
-    rank = rank or 1
+    rank = 1 if rank is None else rank
     if not 1 <= rank <= len(frame):
         raise ExportError(f"--rank must be between 1 and {len(frame)}; got {rank}.")
     return frame.iloc[rank - 1]

@@ -131,7 +131,8 @@ def compact(results_dir: str | Path, study: str) -> Path | None:
     files = row_files(results_dir, study)
     if len(files) <= 1:
         return files[0] if files else None
-    stamps = {f: f.stat().st_mtime_ns for f in files}
+    stamps = {f: _stamp(f) for f in files}
+    files = [f for f, stamp in stamps.items() if stamp is not None]  # another compaction won
     table = dedupe(ds.dataset(files, schema=SCHEMA, format="parquet").to_table())
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     target = files[0].parent / f"compacted-{stamp}-{os.getpid()}.parquet"
@@ -139,9 +140,17 @@ def compact(results_dir: str | Path, study: str) -> Path | None:
     pq.write_table(table, tmp)
     os.replace(tmp, target)
     for f in files:
-        if f.stat().st_mtime_ns == stamps[f]:
+        if _stamp(f) == stamps[f]:  # a rewrite (os.replace) gives a new inode: keep it
             f.unlink(missing_ok=True)
     return target
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def dedupe(table: pa.Table) -> pa.Table:
@@ -157,7 +166,11 @@ def dedupe(table: pa.Table) -> pa.Table:
 
 
 def sort_by_objective(frame: pd.DataFrame) -> pd.DataFrame:
-    """Best first within each study, by that study's own objective; unscored rows last."""
+    """Completed trials first, then pruned, then failed; within each, best objective first.
+
+    A pruned trial's best partial epoch is not comparable with a finished trial's
+    selected epoch, so it never outranks one.
+    """
     if frame.empty:
         return frame
     metric = frame["objective_metric"].fillna("val_accuracy")
@@ -167,9 +180,10 @@ def sort_by_objective(frame: pd.DataFrame) -> pd.DataFrame:
         if name in frame.columns:
             values[rows] = pd.to_numeric(frame.loc[rows, name], errors="coerce")
     sign = frame["objective_mode"].map({"max": -1.0, "min": 1.0}).fillna(-1.0)
-    frame = frame.assign(_key=values * sign)
-    frame = frame.sort_values(["study", "_key"], na_position="last", kind="stable")
-    return frame.drop(columns="_key").reset_index(drop=True)
+    tier = frame["status"].map({"completed": 0, "pruned": 1}).fillna(2)
+    frame = frame.assign(_tier=tier, _key=values * sign)
+    frame = frame.sort_values(["study", "_tier", "_key"], na_position="last", kind="stable")
+    return frame.drop(columns=["_tier", "_key"]).reset_index(drop=True)
 
 
 def keep_top_models(results_dir: str | Path, study: str, keep: int) -> list[str]:
@@ -178,13 +192,15 @@ def keep_top_models(results_dir: str | Path, study: str, keep: int) -> list[str]
     Returns the trial ids whose model was dropped. Rows keep every metric.
     """
     table = dedupe(read_table(results_dir, study))
-    frame = sort_by_objective(table.select(["study", "trial_id", "model_path", "val_accuracy",
-                                            "val_loss", "objective_metric", "objective_mode"])
-                              .to_pandas())  # fmt: skip
+    columns = ["study", "trial_id", "status", "model_path", "val_accuracy", "val_loss",
+               "objective_metric", "objective_mode"]  # fmt: skip
+    frame = sort_by_objective(table.select(columns).to_pandas())
     with_model = frame[frame["model_path"].notna()]
     drop = set(with_model["trial_id"].iloc[keep:])
     for record in table.to_pylist():
         if record["trial_id"] in drop:
             Path(record["model_path"]).unlink(missing_ok=True)
             write_row(results_dir, {**record, "model_path": None, "written_at": datetime.now(UTC)})
+    if drop and any(f.name.startswith("compacted-") for f in row_files(results_dir, study)):
+        compact(results_dir, study)  # the old rows sit in a merged file: keep one row per trial
     return sorted(drop)

@@ -32,42 +32,56 @@ def _callback_base() -> type:
     return Callback
 
 
-class SearchProgress(_callback_base()):  # type: ignore[misc]
-    """A Ray Tune callback drawing running/done/pruned/failed counts and the best so far."""
+class LiveProgress:
+    """The driver's progress bar; the (pickled, restorable) callback draws through it."""
 
-    def __init__(self, study: str, total: int, objective: Objective, console: Console | None):
-        self.study, self.total = study, total
-        self.metric, self.mode = objective.metric, objective.mode
-        self.console = console
-        self._progress: Progress | None = None
-        self._task: Any = None
-        self.counts = {"running": 0, "completed": 0, "pruned": 0, "failed": 0}
-        self.best: float | None = None
+    current: LiveProgress | None = None
 
-    def __getstate__(self) -> dict[str, Any]:  # Ray pickles callbacks with the experiment
-        return {**self.__dict__, "console": None, "_progress": None, "_task": None}
-
-    def __enter__(self) -> SearchProgress:
-        self._progress = Progress(
+    def __init__(self, study: str, total: int, console: Console | None = None) -> None:
+        self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-            console=self.console or Console(stderr=True),
+            console=console or Console(stderr=True),
         )  # fmt: skip
-        self._task = self._progress.add_task(self.study, total=self.total, status="starting")
-        self._progress.start()
+        self.task = self.progress.add_task(study, total=total, status="starting")
+
+    def __enter__(self) -> LiveProgress:
+        LiveProgress.current = self
+        self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        self.progress.stop()
+        LiveProgress.current = None
+
+    def show(self, done: int, status: str) -> None:
+        self.progress.update(self.task, completed=done, status=status)
+
+
+class SearchProgress(_callback_base()):  # type: ignore[misc]
+    """A Ray Tune callback counting running/done/pruned/failed trials and the best so far.
+
+    It holds only counts, so Ray can pickle it with the experiment and a resumed run
+    carries on counting; the drawing is `LiveProgress.current`'s.
+    """
+
+    def __init__(self, study: str, total: int, objective: Objective):
+        self.study, self.total = study, total
+        self.metric, self.mode = objective.metric, objective.mode
+        self.counts = {"running": 0, "completed": 0, "pruned": 0, "failed": 0}
+        self.best: float | None = None
 
     def _refresh(self) -> None:
-        if self._progress is None:
+        live = LiveProgress.current
+        if live is None:
             return
         done = self.counts["completed"] + self.counts["pruned"] + self.counts["failed"]
         best = "-" if self.best is None else f"{self.best:.4f}"
-        status = ", ".join(f"{k} {v}" for k, v in self.counts.items()) + f" | best {self.metric} {best}"
-        self._progress.update(self._task, completed=done, status=status)
+        counts = ", ".join(f"{k} {v}" for k, v in self.counts.items())
+        live.show(done, f"{counts} | best {self.metric} {best}")
+
+    def setup(self, **info: Any) -> None:
+        self.counts["running"] = 0  # a resumed run restarts its unfinished trials
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.counts["running"] += 1
@@ -81,7 +95,7 @@ class SearchProgress(_callback_base()):  # type: ignore[misc]
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finish("failed", None)
 
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:  # noqa: E501
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         self._consider(result.get(self.metric))
         self._refresh()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import time
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from harness.leaderboard import (
     write_row,
     written_trial_ids,
 )
-from harness.progress import SearchProgress
+from harness.progress import LiveProgress, SearchProgress
 from harness.results import load_leaderboard
 from harness.space import suggest
 from harness.spec import save_spec
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from harness.spec import SearchSpec
 
 BACKENDS = ("tensorflow", "jax", "torch")
+SPEC_HASH_FILE = "harness_spec_hash.txt"
 ENV_KEYS = (
     "backend", "backend_version", "keras_version", "harness_version", "device", "node", "gpu_ids",
 )  # fmt: skip
@@ -53,18 +55,20 @@ def run_search(
     Ray is started locally unless already initialised or `address` names a cluster.
     """
     backend = backend or os.environ.get("KERAS_BACKEND") or "tensorflow"
-    if backend not in BACKENDS:
-        raise HarnessError(f"--backend must be one of {list(BACKENDS)}; got {backend!r}.")
+    _check_backend(backend)
     results = Path(results_dir).resolve()
-    run_dir = _run_dir(results, spec.study, resume)
+    run_dir = _run_dir(results, spec, resume)
     data = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
-    save_spec(spec, results)
     _init_ray(address, worker_env(backend, spec.resources.cpus_per_trial))
+    _check_resources(spec)
+    save_spec(spec, results)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / SPEC_HASH_FILE).write_text(spec.spec_hash())
     trainable = _trainable(spec, data, results, backend)
     recorder = LeaderboardRecorder(spec, str(results), run_dir.name, data.name)
-    progress = SearchProgress(spec.study, spec.search.trials, spec.objective, console)
+    progress = SearchProgress(spec.study, spec.search.trials, spec.objective)
     tuner = _tuner(spec, trainable, run_dir, [recorder, progress], resume)
-    with progress:
+    with LiveProgress(spec.study, spec.search.trials, console):
         tuner.fit()
     compact(results, spec.study)
     frame = load_leaderboard(results, spec.study)
@@ -78,9 +82,9 @@ def run_search(
     return frame
 
 
-def _run_dir(results: Path, study: str, resume: bool) -> Path:
-    """A new run folder, or with `resume` the study's latest one."""
-    runs = results / "runs" / study
+def _run_dir(results: Path, spec: SearchSpec, resume: bool) -> Path:
+    """A new run folder, or with `resume` the study's latest one (same spec only)."""
+    runs = results / "runs" / spec.study
     if not resume:
         return runs / datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S-%f")
     from ray import tune
@@ -88,10 +92,45 @@ def _run_dir(results: Path, study: str, resume: bool) -> Path:
     previous = sorted(p for p in runs.glob("run-*") if tune.Tuner.can_restore(str(p)))
     if not previous:
         raise HarnessError(
-            f"--resume: study {study!r} has no interrupted run under {runs}; "
+            f"--resume: study {spec.study!r} has no interrupted run under {runs}; "
             "run without --resume to start one."
         )
+    saved = previous[-1] / SPEC_HASH_FILE
+    if saved.is_file() and saved.read_text().strip() != spec.spec_hash():
+        raise HarnessError(
+            f"--resume: the spec differs from the one {previous[-1].name} started with "
+            f"(hash {saved.read_text().strip()} vs {spec.spec_hash()}); resume with the same file "
+            "and options, or start a new run without --resume."
+        )
     return previous[-1]
+
+
+def _check_backend(backend: str) -> None:
+    """A missing backend package stops here, not as N failed trials."""
+    if backend not in BACKENDS:
+        raise HarnessError(f"--backend must be one of {list(BACKENDS)}; got {backend!r}.")
+    if importlib.util.find_spec(backend) is None:
+        extra = {"tensorflow": "", "jax": "[jax]", "torch": "[torch]"}[backend]
+        raise HarnessError(
+            f"--backend {backend}: the {backend} package is not installed; "
+            f"`pip install -e .{extra}` (or pip install {backend})."
+        )
+
+
+def _check_resources(spec: SearchSpec) -> None:
+    """A trial that can never be placed would leave the search pending forever."""
+    import ray
+
+    available = ray.cluster_resources()
+    for key, need, flag in (
+        ("CPU", spec.resources.cpus_per_trial, "--cpus-per-trial"),
+        ("GPU", spec.resources.gpus_per_trial, "--gpus-per-trial"),
+    ):
+        if need > 0 and need > available.get(key, 0):
+            raise HarnessError(
+                f"resources: {flag} {need:g} but the Ray cluster has {available.get(key, 0):g} {key}s; "
+                f"lower {flag} (resources.{flag[2:].replace('-', '_')}) or join a larger cluster."
+            )
 
 
 def _init_ray(address: str | None, env: dict[str, str]) -> None:
@@ -100,13 +139,19 @@ def _init_ray(address: str | None, env: dict[str, str]) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    ray.init(
-        address=address,
-        runtime_env={"env_vars": env},
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level="ERROR",
-    )
+    try:
+        ray.init(
+            address=address,
+            runtime_env={"env_vars": env},
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="ERROR",
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise HarnessError(
+            f"--address {address}: could not join the Ray cluster ({type(exc).__name__}: {exc}). "
+            "Check the address (`ray status` on the head node) or leave --address out to run locally."
+        ) from None
 
 
 def _trainable(spec: SearchSpec, data: Dataset, results: Path, backend: str) -> Any:
@@ -114,7 +159,6 @@ def _trainable(spec: SearchSpec, data: Dataset, results: Path, backend: str) -> 
 
     es = spec.training.early_stopping
     ctx = TrialContext(
-        study=spec.study,
         models_dir=str(results / "models" / spec.study),
         max_epochs=spec.search.max_epochs,
         seed=spec.search.seed,
@@ -171,7 +215,8 @@ def _searcher(spec: SearchSpec, run_id: str) -> Any:
 
 
 def _define_by_run(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
-    return suggest(trial, space)
+    """The sampled space plus the trial number, so repeats of a fixed spec differ in seed."""
+    return {**suggest(trial, space), "trial_number": trial.number}
 
 
 def _scheduler(spec: SearchSpec) -> Any:
@@ -205,6 +250,7 @@ class LeaderboardRecorder(_callback_base()):  # type: ignore[misc]
     def __init__(self, spec: SearchSpec, results_dir: str, run_id: str, dataset: str) -> None:
         self.results_dir = results_dir
         self.keep_models = spec.search.keep_models
+        self.time_budget_s = spec.search.time_budget_s
         self.common = {
             "study": spec.study,
             "dataset": dataset,
@@ -238,8 +284,17 @@ class LeaderboardRecorder(_callback_base()):  # type: ignore[misc]
     def on_trial_error(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
         self._record(trial, error=_trial_error(trial))
 
+    def setup(self, **info: Any) -> None:
+        self.setup_time = time.time()
+
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        """Trials cut by the time budget end without a completion event: record them too."""
+        """Trials cut by the time budget end without a completion event: record them too.
+
+        Trials still running after Ctrl-C are left alone: `--resume` restarts them.
+        """
+        elapsed = time.time() - getattr(self, "setup_time", time.time())
+        if self.time_budget_s is None or elapsed < self.time_budget_s - 1.0:
+            return
         done = written_trial_ids(self.results_dir, self.common["study"])
         for trial in trials:
             if trial.trial_id not in done and (trial.last_result or trial.status == "ERROR"):

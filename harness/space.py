@@ -171,6 +171,8 @@ def parse_entry(name: str, raw: Any) -> Distribution | Value | list[Value]:
     if name not in PARAMETERS:
         raise ValueError(f"unknown parameter {name!r}; allowed: {', '.join(PARAMETERS)}")
     param = PARAMETERS[name]
+    if param.kind == "float":
+        raw = _floats(raw)
     if isinstance(raw, dict):
         kinds = {"int": IntDist, "float": FloatDist, "categorical": CategoricalDist}
         if raw.get("type") not in kinds:
@@ -188,6 +190,30 @@ def parse_entry(name: str, raw: Any) -> Distribution | Value | list[Value]:
         return raw
     _check_value(name, raw, "the fixed value")
     return raw
+
+
+def _floats(raw: Any) -> Any:
+    """YAML reads `1e-3` (no dot) as text; accept it as the number it means."""
+
+    def number(value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        return value
+
+    if isinstance(raw, dict):
+        raw = dict(raw)
+        for key in ("low", "high", "step"):
+            if key in raw:
+                raw[key] = number(raw[key])
+        if isinstance(raw.get("choices"), list):
+            raw["choices"] = [number(c) for c in raw["choices"]]
+        return raw
+    if isinstance(raw, list):
+        return [number(v) for v in raw]
+    return number(raw)
 
 
 def _check_dist(name: str, param: Parameter, dist: Distribution) -> None:

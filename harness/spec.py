@@ -5,15 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import SpecError
 from harness.space import validate_space
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "image_folder")
+DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_folder"]
+DATASETS: tuple[str, ...] = get_args(DatasetName)
 
 
 class _Strict(BaseModel):
@@ -21,12 +22,20 @@ class _Strict(BaseModel):
 
 
 class DatasetSpec(_Strict):
-    name: Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_folder"]
+    name: DatasetName
     path: str | None = None
     classes: list[str] | None = Field(None, min_length=2)
     image_size: tuple[int, int] | None = None
     validation_split: float = Field(0.1, gt=0.0, lt=1.0)
     limit_train: int | None = Field(None, ge=10)
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct(cls, classes: list[str] | None) -> list[str] | None:
+        if classes and len(set(classes)) != len(classes):
+            twice = sorted({c for c in classes if classes.count(c) > 1})
+            raise ValueError(f"each class may be listed once; repeated: {twice}")
+        return classes
 
     @field_validator("image_size")
     @classmethod
@@ -43,7 +52,16 @@ class DatasetSpec(_Strict):
 
 class Objective(_Strict):
     metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
-    mode: Literal["max", "min"] = "max"
+    mode: Literal["max", "min"] | None = None  # default: max for accuracy, min for loss
+
+    @model_validator(mode="after")
+    def _direction(self) -> Objective:
+        natural = "max" if self.metric == "val_accuracy" else "min"
+        if self.mode is None:
+            object.__setattr__(self, "mode", natural)
+        elif self.mode != natural:
+            raise ValueError(f"{self.metric} is only sensible with mode: {natural}; got {self.mode}")
+        return self
 
 
 class Scheduler(_Strict):
@@ -111,7 +129,9 @@ class SearchSpec(_Strict):
             node = data
             *parents, leaf = dotted.split(".")
             for part in parents:
-                node = node.setdefault(part, {}) or {}
+                if not isinstance(node.get(part, {}), dict):
+                    raise SpecError(f"override {dotted}: {part} is {node.get(part)!r}, not a mapping.")
+                node = node.setdefault(part, {})
             node[leaf] = value
         return _validate(data, "overrides")
 
@@ -140,7 +160,9 @@ def load_spec(path: str | Path) -> SearchSpec:
     if not path.is_file():
         raise SpecError(f"{path}: no such file. Pass the path of a search space YAML file.")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not UTF-8 text; save the search space as a UTF-8 YAML file.") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
@@ -152,10 +174,10 @@ def _validate(raw: dict[str, Any], source: str) -> SearchSpec:
     try:
         return SearchSpec.model_validate(raw)
     except ValidationError as exc:
-        raise SpecError(f"{source}: " + "; ".join(_describe(e) for e in exc.errors())) from None
+        raise SpecError(f"{source}: " + "; ".join(describe_error(e) for e in exc.errors())) from None
 
 
-def _describe(error: Any) -> str:
+def describe_error(error: Any) -> str:
     """One readable line per Pydantic error: `field.path: message (got: value)`."""
     loc = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
     msg = error["msg"].removeprefix("Value error, ")

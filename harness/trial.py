@@ -30,7 +30,6 @@ _configured_threads: int | None = None
 class TrialContext:
     """Everything a trial needs besides its config and data; small and picklable."""
 
-    study: str
     models_dir: str
     max_epochs: int
     seed: int
@@ -79,8 +78,9 @@ def _fit_and_evaluate(
     params = int(model.count_params())
     reporter = ReportCallback(params)
     callbacks: list[Any] = [reporter]
-    if ctx.early_stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(**ctx.early_stopping))
+    stopper = keras.callbacks.EarlyStopping(**ctx.early_stopping) if ctx.early_stopping else None
+    if stopper is not None:
+        callbacks.append(stopper)
     t_fit = time.perf_counter()
     build_time = t_fit - t_build
     history = model.fit(
@@ -94,7 +94,7 @@ def _fit_and_evaluate(
     train_time = time.perf_counter() - t_fit
     if not all(math.isfinite(v) for v in history["loss"]):
         raise TrialFailed("training loss became NaN or infinite; lower the learning rate")
-    best = best_epoch(history, ctx.early_stopping)
+    best = selected_epoch(history, stopper)
     t_eval = time.perf_counter()
     test_loss, test_acc = model.evaluate(data.x_test, data.y_test, verbose=0, batch_size=512)
     t_save = time.perf_counter()
@@ -116,13 +116,16 @@ def _fit_and_evaluate(
     }
 
 
-def best_epoch(history: dict[str, list[float]], early_stopping: dict[str, Any] | None) -> int:
-    """0-based epoch whose weights the model holds after fit."""
-    if not early_stopping or not early_stopping.get("restore_best_weights"):
-        return len(history["loss"]) - 1
-    values = history[early_stopping["monitor"]]
-    pick = max if "accuracy" in early_stopping["monitor"] else min
-    return values.index(pick(values))
+def selected_epoch(history: dict[str, list[float]], stopper: Any) -> int:
+    """0-based epoch whose weights the model holds after fit.
+
+    EarlyStopping's own choice (it honours `min_delta`) when it restored best weights;
+    otherwise the last epoch, whose weights are the ones evaluated and saved.
+    """
+    last = len(history["loss"]) - 1
+    if stopper is None or not stopper.restore_best_weights or stopper.best_weights is None:
+        return last
+    return min(int(stopper.best_epoch), last)
 
 
 def trial_seed(seed: int, config: dict[str, Any]) -> int:
@@ -170,7 +173,7 @@ def worker_env(backend: str, cpus: float) -> dict[str, str]:
         "TF_FORCE_GPU_ALLOW_GROWTH": "true",
         "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
         "OMP_NUM_THREADS": threads,
-        "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}",
+        "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false" if threads == "1" else "",
         "TUNE_FUNCTION_THREAD_TIMEOUT_S": "10",
     }
 

@@ -143,6 +143,11 @@ def test_limit_train_above_size_is_a_no_op(digits):
     assert len(ds.y_train) + len(ds.y_val) == len(digits.y_train) + len(digits.y_val)
 
 
+def test_limit_train_that_leaves_too_few_per_class_is_a_data_error():
+    with pytest.raises(DataError, match="dataset.limit_train=1435"):
+        load_dataset(DatasetSpec(name="digits", limit_train=1435))  # 1437 images, 10 classes
+
+
 def test_split_too_small_for_classes_raises():
     with pytest.raises(DataError, match="validation_split"):
         load_dataset(DatasetSpec(name="digits", limit_train=20, validation_split=0.2))

@@ -131,3 +131,26 @@ def test_keep_top_models_drops_the_rest_and_nulls_model_path(tmp_path):
     assert pd.isna(frame.loc["t0", "model_path"]) and not (tmp_path / "m0.keras").exists()
     assert Path(frame.loc["t1", "model_path"]).exists() and Path(frame.loc["t3", "model_path"]).exists()
     assert frame.loc["t0", "val_accuracy"] == pytest.approx(0.5)  # metrics stay
+
+
+def test_completed_trials_outrank_pruned_ones_with_better_partial_scores(tmp_path):
+    lb.write_row(tmp_path, row("s", "pruned", status="pruned", acc=0.99))
+    lb.write_row(tmp_path, row("s", "done", acc=0.80))
+    lb.write_row(tmp_path, row("s", "failed", status="failed", acc=None))
+    assert load_leaderboard(tmp_path)["trial_id"].tolist() == ["done", "pruned", "failed"]
+
+
+def test_dropping_models_after_compaction_keeps_one_row_per_trial(tmp_path):
+    for i, acc in enumerate([0.5, 0.9, 0.7]):
+        model = tmp_path / f"m{i}.keras"
+        model.write_text("x")
+        lb.write_row(tmp_path, row("s", f"t{i}", acc=acc, model_path=str(model)))
+    lb.compact(tmp_path, "s")  # rows now live in one merged file
+    assert lb.keep_top_models(tmp_path, "s", keep=1) == ["t0", "t2"]
+    frame = pd.read_parquet(tmp_path / "leaderboard")  # the raw read, no dedupe
+    assert sorted(frame["trial_id"]) == ["t0", "t1", "t2"]
+    assert frame.set_index("trial_id")["model_path"].notna().to_dict() == {
+        "t0": False,
+        "t1": True,
+        "t2": False,
+    }

@@ -160,6 +160,7 @@ def test_interrupted_search_resumes_without_lost_or_duplicate_rows(tmp_path):
     proc.communicate(timeout=120)
     before = load_leaderboard(results)
     assert 1 <= len(before) < 6
+    assert before["status"].eq("completed").all()  # interrupted trials are not rows yet
     out = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     after = load_leaderboard(results)
@@ -193,3 +194,18 @@ def test_jax_backend_runs_trials(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     frame = load_leaderboard(tmp_path / "r")
     assert frame["backend"].eq("jax").all() and frame["status"].eq("completed").all()
+
+
+def test_resume_with_a_changed_spec_and_impossible_resources_are_clear_errors(tmp_path):
+    path = write_spec(tmp_path, search={"trials": 1, "max_epochs": 1, "scheduler": {"name": "none"}})
+    results = tmp_path / "r"
+    base = [sys.executable, "-m", "harness", "search", str(path), "--results", str(results)]
+    out = subprocess.run([*base, "--cpus-per-trial", "64"], capture_output=True, text=True)
+    assert out.returncode == 2 and "--cpus-per-trial 64" in out.stderr
+    assert not (results / "leaderboard").exists()
+    run = results / "runs" / "t" / "run-1"
+    run.mkdir(parents=True)
+    (run / "tuner.pkl").write_bytes(b"")  # what Tuner.can_restore looks for
+    (run / "harness_spec_hash.txt").write_text("another")
+    out = subprocess.run([*base, "--resume"], capture_output=True, text=True)
+    assert out.returncode == 2 and "the spec differs" in out.stderr

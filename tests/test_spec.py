@@ -363,3 +363,33 @@ def test_spec_hash_changes_with_a_field(tmp_path, edit):
     edit(data)
     changed = load_spec(write(tmp_path, data, "b.yaml"))
     assert changed.spec_hash() != base.spec_hash()
+
+
+def test_review_regressions_give_clear_errors(tmp_path):
+    base = {"study": "x", "dataset": {"name": "digits"}}
+
+    def load(data):
+        path = tmp_path / "s.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return load_spec(path)
+
+    with pytest.raises(SpecError, match=r"dataset.classes: each class may be listed once"):
+        load({**base, "dataset": {"name": "digits", "classes": ["1", "1"]}})
+    with pytest.raises(SpecError, match=r"objective: .*val_loss is only sensible with mode: min"):
+        load({**base, "objective": {"metric": "val_loss", "mode": "max"}})
+    assert load({**base, "objective": {"metric": "val_loss"}}).objective.mode == "min"
+    spec = load(
+        {
+            **base,
+            "space": {"learning_rate": "1e-3", "dropout": {"type": "categorical", "choices": ["0.1", 0.2]}},
+        }
+    )
+    assert spec.space["learning_rate"] == 0.001 and spec.space["dropout"].choices == [0.1, 0.2]
+    with pytest.raises(SpecError, match="early_stopping is None, not a mapping"):
+        load({**base, "training": {"early_stopping": None}}).with_overrides(
+            **{"training.early_stopping.patience": 5}
+        )
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("study: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(SpecError, match="not UTF-8"):
+        load_spec(bad)
