@@ -24,6 +24,8 @@ console = Console()
 if not console.is_terminal:  # pipes and CI logs: no reason to fold at 80 columns
     console = Console(width=200)
 err_console = Console(stderr=True)
+if not err_console.is_terminal:
+    err_console = Console(stderr=True, width=200)
 
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder.")]
 StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name (default: all).")]
