@@ -1,17 +1,14 @@
-"""Live search progress (Rich) and leaderboard tables, kept out of the search logic."""
+"""Live search progress (Rich) and leaderboard tables; no Ray import, so queries start fast."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-
-if TYPE_CHECKING:
-    from harness.spec import Objective
 
 TABLE_COLUMNS = [
     "study", "trial_id", "status", "val_accuracy", "test_accuracy",
@@ -24,12 +21,6 @@ HEADERS = {
     "train_time_s": "fit s",
     "trial_id": "trial",
 }
-
-
-def _callback_base() -> type:
-    from ray.tune import Callback
-
-    return Callback
 
 
 class LiveProgress:
@@ -56,60 +47,6 @@ class LiveProgress:
 
     def show(self, done: int, status: str) -> None:
         self.progress.update(self.task, completed=done, status=status)
-
-
-class SearchProgress(_callback_base()):  # type: ignore[misc]
-    """A Ray Tune callback counting running/done/pruned/failed trials and the best so far.
-
-    It holds only counts, so Ray can pickle it with the experiment and a resumed run
-    carries on counting; the drawing is `LiveProgress.current`'s.
-    """
-
-    def __init__(self, study: str, total: int, objective: Objective):
-        self.study, self.total = study, total
-        self.metric, self.mode = objective.metric, objective.mode
-        self.counts = {"running": 0, "completed": 0, "pruned": 0, "failed": 0}
-        self.best: float | None = None
-
-    def _refresh(self) -> None:
-        live = LiveProgress.current
-        if live is None:
-            return
-        done = self.counts["completed"] + self.counts["pruned"] + self.counts["failed"]
-        best = "-" if self.best is None else f"{self.best:.4f}"
-        counts = ", ".join(f"{k} {v}" for k, v in self.counts.items())
-        live.show(done, f"{counts} | best {self.metric} {best}")
-
-    def setup(self, **info: Any) -> None:
-        self.counts["running"] = 0  # a resumed run restarts its unfinished trials
-
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.counts["running"] += 1
-        self._refresh()
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        last = trial.last_result or {}
-        status = last.get("status", "pruned") if last.get("final") else "pruned"
-        self._finish(status, last.get(self.metric))
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._finish("failed", None)
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        self._consider(result.get(self.metric))
-        self._refresh()
-
-    def _finish(self, status: str, value: float | None) -> None:
-        self.counts["running"] = max(0, self.counts["running"] - 1)
-        self.counts[status] = self.counts.get(status, 0) + 1
-        self._consider(value)
-        self._refresh()
-
-    def _consider(self, value: float | None) -> None:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return
-        if self.best is None or (value > self.best if self.mode == "max" else value < self.best):
-            self.best = float(value)
 
 
 def leaderboard_table(frame: pd.DataFrame, title: str = "Leaderboard") -> Table:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ray.tune import Callback
 from rich.console import Console
 
 from harness.data import Dataset, load_dataset
@@ -21,7 +23,7 @@ from harness.leaderboard import (
     write_row,
     written_trial_ids,
 )
-from harness.progress import LiveProgress, SearchProgress
+from harness.progress import LiveProgress
 from harness.results import load_leaderboard
 from harness.space import suggest
 from harness.spec import save_spec
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from ray.tune.experiment import Trial
 
-    from harness.spec import SearchSpec
+    from harness.spec import Objective, SearchSpec
 
 BACKENDS = ("tensorflow", "jax", "torch")
 SPEC_HASH_FILE = "harness_spec_hash.txt"
@@ -235,13 +237,61 @@ def _scheduler(spec: SearchSpec) -> Any:
     )
 
 
-def _callback_base() -> type:
-    from ray.tune import Callback
+class SearchProgress(Callback):
+    """A Ray Tune callback counting running/done/pruned/failed trials and the best so far.
 
-    return Callback
+    It holds only counts, so Ray can pickle it with the experiment and a resumed run
+    carries on counting; the drawing is `LiveProgress.current`'s.
+    """
+
+    def __init__(self, study: str, total: int, objective: Objective):
+        self.study, self.total = study, total
+        self.metric, self.mode = objective.metric, objective.mode
+        self.counts = {"running": 0, "completed": 0, "pruned": 0, "failed": 0}
+        self.best: float | None = None
+
+    def _refresh(self) -> None:
+        live = LiveProgress.current
+        if live is None:
+            return
+        done = self.counts["completed"] + self.counts["pruned"] + self.counts["failed"]
+        best = "-" if self.best is None else f"{self.best:.4f}"
+        counts = ", ".join(f"{k} {v}" for k, v in self.counts.items())
+        live.show(done, f"{counts} | best {self.metric} {best}")
+
+    def setup(self, **info: Any) -> None:
+        self.counts["running"] = 0  # a resumed run restarts its unfinished trials
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.counts["running"] += 1
+        self._refresh()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        last = trial.last_result or {}
+        status = last.get("status", "pruned") if last.get("final") else "pruned"
+        self._finish(status, last.get(self.metric))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finish("failed", None)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self._consider(result.get(self.metric))
+        self._refresh()
+
+    def _finish(self, status: str, value: float | None) -> None:
+        self.counts["running"] = max(0, self.counts["running"] - 1)
+        self.counts[status] = self.counts.get(status, 0) + 1
+        self._consider(value)
+        self._refresh()
+
+    def _consider(self, value: float | None) -> None:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return
+        if self.best is None or (value > self.best if self.mode == "max" else value < self.best):
+            self.best = float(value)
 
 
-class LeaderboardRecorder(_callback_base()):  # type: ignore[misc]
+class LeaderboardRecorder(Callback):
     """Driver-side Tune callback: one atomic leaderboard row per finished trial.
 
     Picklable (Ray stores it with the experiment), so a resumed run records too.
