@@ -5,32 +5,53 @@ Simple things short::
     from harness import load_spec, run_search, load_leaderboard
     run_search(load_spec("search_spaces/digits.yaml"))
     load_leaderboard("results")
+
+This is the public API; modules whose names start with an underscore are private.
+Importing harness imports neither Ray nor Keras (queries start fast); `run_search`
+imports them when it runs.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from harness.errors import DataError, HarnessError, SpecError, TrialFailed
-from harness.results import load_leaderboard
-from harness.spec import SearchSpec, load_spec
+from harness._bench import run_suite
+from harness._dry_run import DryRun, dry_run
+from harness._errors import ArgumentError, DataError, HarnessError, InternalError, SpecError, TrialFailed
+from harness._evaluate import Evaluation, evaluate_trial
+from harness._export import ExportError, export_trial, predict_images, select_trial
+from harness._query import load_leaderboard, pareto_front, sort_leaderboard
+from harness._record import EpochRecord, ErrorKind, Provenance, StopReason, TrialRecord, TrialStatus
+from harness._search import run_search
+from harness._spec import SearchSpec, load_spec
+from harness._version import RESULTS_FORMAT, __version__
 
 __all__ = [
+    "RESULTS_FORMAT",
+    "ArgumentError",
     "DataError",
+    "DryRun",
+    "EpochRecord",
+    "ErrorKind",
+    "Evaluation",
+    "ExportError",
     "HarnessError",
+    "InternalError",
+    "Provenance",
     "SearchSpec",
     "SpecError",
+    "StopReason",
     "TrialFailed",
+    "TrialRecord",
+    "TrialStatus",
     "__version__",
+    "dry_run",
+    "evaluate_trial",
+    "export_trial",
     "load_leaderboard",
     "load_spec",
+    "pareto_front",
+    "predict_images",
     "run_search",
+    "run_suite",
+    "select_trial",
+    "sort_leaderboard",
 ]
-
-
-def __getattr__(name: str):  # noqa: ANN202 - lazy: importing Ray costs seconds
-    if name == "run_search":
-        from harness.search import run_search
-
-        return run_search
-    raise AttributeError(name)

@@ -12,7 +12,30 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import HarnessError
+from harness import (
+    ArgumentError,
+    DryRun,
+    HarnessError,
+    evaluate_trial,
+    export_trial,
+    load_leaderboard,
+    load_spec,
+    pareto_front,
+    predict_images,
+    run_search,
+    run_suite,
+    select_trial,
+    sort_leaderboard,
+)
+from harness import dry_run as run_dry
+from harness._bench import load_suite, markdown
+from harness._data import locate, search_roots
+from harness._evaluate import confusion_png
+from harness._leaderboard import compact as compact_study
+from harness._leaderboard import studies
+from harness._progress import leaderboard_table
+from harness._query import parse_objectives
+from harness._spec import DATASETS
 
 app = typer.Typer(
     help="Hyperparameter search and benchmarking for Keras CNNs (Ray Tune + Optuna).",
@@ -72,9 +95,6 @@ def search(
     top: Annotated[int, typer.Option(help="Rows in the final table.")] = 10,
 ) -> None:
     """Run a hyperparameter search (or a fixed baseline) and print its leaderboard."""
-    from harness.progress import leaderboard_table
-    from harness.search import run_search
-    from harness.spec import load_spec
 
     spec = load_spec(space).with_overrides(
         **{
@@ -89,7 +109,7 @@ def search(
         }
     )
     if dry_run:
-        _dry_run(spec, data_dir, backend.value if backend else None)
+        _print_dry_run(run_dry(spec, data_dir=data_dir, backend=backend.value if backend else None))
         return
     frame = run_search(
         spec,
@@ -105,22 +125,17 @@ def search(
     console.print(f"{len(frame)} trials: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
-def _dry_run(spec, data_dir: Path | None, backend: str | None) -> None:  # noqa: ANN001
-    """Everything a search checks before training, and the first configuration's model."""
-    from harness.data import describe
-    from harness.space import first_config
-
-    where, shape, classes = describe(spec.dataset, data_dir=data_dir)
-    os.environ.setdefault("KERAS_BACKEND", backend or "tensorflow")
-    from harness.model import build_model
-
-    config = first_config(spec.space)
-    model = build_model(config, shape, len(classes))
-    model.summary(print_fn=lambda line, **_: console.print(line, highlight=False, markup=False))
+def _print_dry_run(result: DryRun) -> None:
+    spec = result.spec
+    for line in result.summary:
+        console.print(line, highlight=False, markup=False)
     console.print(f"spec: valid ({spec.study}, {spec.search.trials} trials, hash {spec.spec_hash()})")
-    console.print(f"data: {spec.dataset.label} found at {where}; input {shape}, {len(classes)} classes")
-    console.print(f"first configuration: {config}")
-    console.print(f"total parameters: {model.count_params():,}. Dry run: nothing trained or written.")
+    console.print(
+        f"data: {spec.dataset.label} found at {result.data_location}; input {result.input_shape}, "
+        f"{len(result.class_names)} classes"
+    )
+    console.print(f"first configuration: {result.first_config}")
+    console.print(f"total parameters: {result.params:,}. Dry run: nothing trained or written.")
 
 
 @app.command()
@@ -132,7 +147,6 @@ def bench(
     backend: Annotated[Backend | None, typer.Option(help="Keras backend.")] = None,
 ) -> None:
     """Run each task's baseline and search; write one comparison table (markdown + Parquet)."""
-    from harness.bench import load_suite, markdown, run_suite
 
     parsed, _ = load_suite(suite)  # validate every spec before anything runs
     table = run_suite(
@@ -164,25 +178,22 @@ def leaderboard(
     format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
 ) -> None:
     """Print the leaderboard, best first (safe while a search is writing)."""
-    from harness.leaderboard import compact as compact_study
-    from harness.progress import leaderboard_table
-    from harness.results import load_leaderboard, pareto_front, parse_objectives
 
     if compact:
-        for name in [study] if study else _studies(results):
+        for name in [study] if study else studies(results):
             compact_study(results, name)
     frame = load_leaderboard(results, study)
     if frame.empty:
         where = f" for study {study!r}" if study else ""
         raise HarnessError(f"No leaderboard rows under {results}{where}; run `harness search` first.")
     counts = frame["status"].value_counts().to_dict()
-    try:
-        if pareto:
-            frame = pareto_front(frame, parse_objectives(pareto))
-        if sort:
-            frame = _sorted(frame, sort)
-    except ValueError as exc:
-        raise HarnessError(str(exc)) from None
+    if pareto:
+        frame = pareto_front(frame, parse_objectives(pareto))
+    if sort:
+        column, _, order = sort.partition(":")
+        if order not in ("", "asc", "desc"):
+            raise HarnessError(f"--sort: write COLUMN, COLUMN:asc or COLUMN:desc. Received: {sort!r}")
+        frame = sort_leaderboard(frame, column, descending={"": None, "asc": False, "desc": True}[order])
     if top is not None:
         frame = frame.groupby("study", sort=False).head(top)
     if format is Format.table:
@@ -194,29 +205,6 @@ def leaderboard(
         sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
     else:
         sys.stdout.write(frame.to_markdown(index=False) + "\n")
-
-
-def _studies(results: Path) -> list[str]:
-    folder = results / "leaderboard"
-    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-
-
-def _sorted(frame, sort: str):  # noqa: ANN001, ANN202 - pandas frames
-    column, _, order = sort.partition(":")
-    if column not in frame.columns:
-        raise ValueError(f"--sort: unknown column {column!r}; columns: {list(frame.columns)}")
-    if order not in ("", "asc", "desc"):
-        raise ValueError(f"--sort: order must be asc or desc; got {order!r}")
-    descending = order == "desc" or (not order and "accuracy" in column)
-    return frame.sort_values(column, ascending=not descending, na_position="last", kind="stable")
-
-
-def _pick_trial(results: Path, study: str | None, trial: str | None, rank: int | None):  # noqa: ANN202
-    from harness.export import select_trial
-
-    if trial is not None and rank is not None:
-        raise HarnessError("Specify only one of `--trial` and `--rank`.")
-    return select_trial(results, study, trial, rank)
 
 
 @app.command()
@@ -232,9 +220,8 @@ def export(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Export a trial's model with a model card, verified on the test set."""
-    from harness.export import export_trial
 
-    row = _pick_trial(results, study, trial, rank)
+    row = select_trial(results, study=study, trial=trial, rank=rank)
     formats = tuple(format or ("keras",))
     card = export_trial(row, out, results_dir=results, formats=formats, data_dir=data_dir)
     console.print(
@@ -253,9 +240,8 @@ def evaluate(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Per-class precision/recall/F1 and a confusion matrix on the test set."""
-    from harness.evaluate import confusion_png, evaluate_trial
 
-    row = _pick_trial(results, study, trial, rank)
+    row = select_trial(results, study=study, trial=trial, rank=rank)
     report = evaluate_trial(row, results_dir=results, data_dir=data_dir)
     table = Table(title=f"{row['study']}/{row['trial_id']}: per class, worst F1 first")
     for col in ("class", "precision", "recall", "f1", "support"):
@@ -281,7 +267,6 @@ def predict(
     top: Annotated[int, typer.Option(help="Classes to show per image.")] = 3,
 ) -> None:
     """Classify image files with an exported model."""
-    from harness.export import predict_images
 
     for result in predict_images(model, images, top=top):
         ranked = ", ".join(f"{name} {p:.1%}" for name, p in result["top"])
@@ -291,8 +276,6 @@ def predict(
 @app.command()
 def datasets(data_dir: DataDirOpt = None) -> None:
     """List the known datasets and where each was found."""
-    from harness.data import locate, search_roots
-    from harness.spec import DATASETS
 
     table = Table(title="Datasets")
     table.add_column("name")
@@ -312,5 +295,29 @@ def main() -> None:
     try:
         app()  # Typer reports usage errors itself, with exit code 2
     except HarnessError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {_in_cli_words(exc)}", highlight=False, soft_wrap=True)
         sys.exit(2)
+
+
+FLAGS = {
+    "backend": "--backend",
+    "address": "--address",
+    "resume": "--resume",
+    "results_dir": "--results",
+    "spec.resources.cpus_per_trial": "--cpus-per-trial",
+    "spec.resources.gpus_per_trial": "--gpus-per-trial",
+    "study": "--study",
+    "trial": "--trial",
+    "rank": "--rank",
+    "out": "--out",
+    "formats": "--format",
+    "column": "--sort",
+    "objectives": "--pareto",
+}
+"""API argument -> the flag that sets it, so errors speak the caller's language."""
+
+
+def _in_cli_words(exc: HarnessError) -> str:
+    if isinstance(exc, ArgumentError) and exc.argument in FLAGS:
+        return exc.render(FLAGS[exc.argument])
+    return str(exc)

@@ -328,3 +328,12 @@ def resolve(config: Mapping[str, Any], name: str, block: int | None = None) -> A
     if block is not None and f"{name}_{block}" in config:
         return config[f"{name}_{block}"]
     return config.get(name, PARAMETERS[name].default)
+
+
+TRIAL_NUMBER = "trial_number"
+"""Config key the search adds beside the sampled values, so repeats of a fixed spec differ in seed."""
+
+
+def hyperparameters(config: Mapping[str, Any]) -> dict[str, Value]:
+    """A trial config's hyperparameters: everything but the search's own trial number."""
+    return {key: value for key, value in config.items() if key != TRIAL_NUMBER}

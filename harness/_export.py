@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.data import load_dataset
-from harness.errors import HarnessError
-from harness.results import load_leaderboard
-from harness.spec import load_saved_spec
+from harness._data import load_dataset
+from harness._errors import ArgumentError, HarnessError
+from harness._query import load_leaderboard
+from harness._spec import load_saved_spec
+from harness._storage import staged_dir
 
 FORMATS = ("keras", "savedmodel", "onnx")
 TOLERANCE = 0.001  # 0.1 percentage point
@@ -27,23 +28,30 @@ class ExportError(HarnessError):
 
 
 def select_trial(
-    results_dir: str | Path, study: str | None, trial: str | None = None, rank: int | None = None
+    results_dir: str | Path = "results",
+    *,
+    study: str | None = None,
+    trial: str | None = None,
+    rank: int | None = None,
 ) -> pd.Series:
     """One leaderboard row: by trial id, or by 1-based rank in its study (default: the best)."""
+    if trial is not None and rank is not None:
+        raise ArgumentError("rank", "cannot be given with `trial`; specify only one", rank)
     frame = load_leaderboard(results_dir, study)
     if frame.empty:
-        raise ExportError(f"No leaderboard rows under {results_dir}; run `harness search` first.")
+        where = f" for study {study!r}" if study else ""
+        raise ExportError(f"No leaderboard rows under {results_dir}{where}; run `harness search` first.")
     if trial is not None:
         rows = frame[frame["trial_id"] == trial]
         if rows.empty:
-            raise ExportError(f"--trial {trial!r} is not in the leaderboard under {results_dir}.")
+            raise ArgumentError("trial", f"must be a trial id in the leaderboard under {results_dir}", trial)
         return rows.iloc[0]
     studies = frame["study"].unique().tolist()
     if len(studies) > 1:
-        raise ExportError(f"--study is needed with --rank; studies here: {studies}.")
+        raise ArgumentError("study", f"is needed to pick by rank; studies here: {studies}", study)
     rank = 1 if rank is None else rank
     if not 1 <= rank <= len(frame):
-        raise ExportError(f"--rank must be between 1 and {len(frame)}; got {rank}.")
+        raise ArgumentError("rank", f"must be between 1 and {len(frame)}", rank)
     return frame.iloc[rank - 1]
 
 
@@ -63,15 +71,13 @@ def export_trial(
     check_exportable(row)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
-        raise ExportError(f"--format must be among {list(FORMATS)}; got {unknown}.")
+        raise ArgumentError("formats", f"must be among {list(FORMATS)}", list(formats))
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise ExportError(f"--out {out} exists and is not empty; choose a new folder.")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ArgumentError("out", "must be a new or empty folder", str(out))
     spec, data = trial_data(row, results_dir, data_dir)
     keras = _import_keras(row["backend"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with staged_dir(out) as staging:
         shutil.copyfile(row["model_path"], staging / "model.keras")
         model = keras.saving.load_model(staging / "model.keras")
         _, accuracy = model.evaluate(data.x_test, data.y_test, verbose=0, batch_size=256)
@@ -83,11 +89,6 @@ def export_trial(
         written = ["model.keras"] + [_export_format(model, staging, f) for f in formats if f != "keras"]
         card = model_card(row, spec, data, float(accuracy), written)
         (staging / "model_card.json").write_text(json.dumps(card, indent=2, default=str))
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return card
 
 
@@ -117,11 +118,11 @@ def check_exportable(row: pd.Series) -> None:
 
 def _import_keras(backend: str | None) -> Any:
     """Keras on the trial's backend when none is chosen yet (models load on any backend)."""
-    if backend and "keras" not in __import__("sys").modules:
+    if backend and "keras" not in sys.modules:
         os.environ.setdefault("KERAS_BACKEND", backend)
     import keras
 
-    import harness.model  # noqa: F401 - registers harness' custom layers for loading
+    import harness._model  # noqa: F401 - registers harness' custom layers for loading
 
     return keras
 

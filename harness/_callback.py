@@ -36,7 +36,7 @@ class ReportCallback(keras.callbacks.Callback):
         metrics: dict = {k: float(v) for k, v in (logs or {}).items()}
         metrics.update(epoch=epoch + 1, params=self.param_count, epoch_time_s=self.epoch_times[-1])
         if epoch == 0:  # so a pruned trial's row still names what produced it
-            from harness.trial import environment
+            from harness._trial import environment
 
             metrics.update(environment())
         tune.report(metrics)

@@ -10,8 +10,9 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.errors import SpecError
-from harness.space import validate_space
+from harness._errors import SpecError
+from harness._space import validate_space
+from harness._storage import write_text
 
 DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_folder"]
 DATASETS: tuple[str, ...] = get_args(DatasetName)
@@ -62,6 +63,11 @@ class Objective(_Strict):
         elif self.mode != natural:
             raise ValueError(f"{self.metric} is only sensible with mode: {natural}; got {self.mode}")
         return self
+
+    @property
+    def direction(self) -> Literal["max", "min"]:
+        """`mode`, always set once validated."""
+        return "max" if self.mode == "max" else "min"
 
 
 class Scheduler(_Strict):
@@ -140,10 +146,7 @@ def save_spec(spec: SearchSpec, results_dir: str | Path) -> Path:
     """Store the validated spec by hash, so export can rebuild the exact dataset later."""
     path = Path(results_dir) / "specs" / f"{spec.spec_hash()}.json"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(spec.model_dump_json(indent=2))
-        tmp.replace(path)
+        write_text(path, spec.model_dump_json(indent=2))
     return path
 
 

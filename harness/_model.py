@@ -11,8 +11,8 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from harness.errors import TrialFailed
-from harness.space import resolve
+from harness._errors import TrialFailed
+from harness._space import resolve
 
 
 def build_model(config: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> keras.Model:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.export import load_trial_model, trial_data
+from harness._export import load_trial_model, trial_data
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,12 @@ from typing import Any
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rich.console import Console
 
-from harness.errors import SpecError
-from harness.spec import SearchSpec, describe_error, load_spec
+from harness._errors import SpecError
+from harness._search import run_search
+from harness._spec import SearchSpec, describe_error, load_spec
+from harness._storage import atomic_write, write_text
 
 
 class BenchTask(BaseModel):
@@ -58,18 +61,23 @@ def load_suite(path: str | Path) -> tuple[BenchSuite, dict[str, dict[str, Search
 
 
 def run_suite(
-    path: str | Path, *, results_dir: str | Path = "results", console: Any = None, **search_kwargs: Any
+    path: str | Path,
+    *,
+    results_dir: str | Path = "results",
+    data_dir: str | Path | None = None,
+    address: str | None = None,
+    backend: str | None = None,
+    console: Console | None = None,
 ) -> pd.DataFrame:
     """Run every task; write `<results>/bench/<suite>.md` and `.parquet`; return the table."""
-    from harness.search import run_search
-
     suite, specs = load_suite(path)
     rows = []
     for task in suite.tasks:
         row: dict[str, Any] = {"task": task.name}
         for kind, spec in specs[task.name].items():
             t0 = time.perf_counter()
-            frame = run_search(spec, results_dir=results_dir, console=console, **search_kwargs)
+            frame = run_search(spec, results_dir=results_dir, data_dir=data_dir, address=address,
+                               backend=backend, console=console)  # fmt: skip
             row.update(summarize(kind, spec, frame, time.perf_counter() - t0))
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -98,13 +106,9 @@ def summarize(kind: str, spec: SearchSpec, frame: pd.DataFrame, wall_s: float) -
 
 def write_table(table: pd.DataFrame, folder: Path, name: str) -> tuple[Path, Path]:
     """Markdown for people, Parquet for pandas; both written atomically."""
-    folder.mkdir(parents=True, exist_ok=True)
     md, pq = folder / f"{name}.md", folder / f"{name}.parquet"
-    tmp_md, tmp_pq = md.with_suffix(".md.tmp"), pq.with_suffix(".parquet.tmp")
-    tmp_md.write_text(markdown(table))
-    table.to_parquet(tmp_pq, index=False)
-    tmp_md.replace(md)
-    tmp_pq.replace(pq)
+    write_text(md, markdown(table))
+    atomic_write(pq, lambda stream: table.to_parquet(stream, index=False))
     return md, pq
 
 

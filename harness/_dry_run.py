@@ -1,0 +1,47 @@
+"""A search's checks without training: spec, data, backend and the first model (`--dry-run`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness._data import describe
+from harness._search import check_backend
+from harness._space import Value, first_config
+from harness._spec import SearchSpec
+
+
+@dataclass(frozen=True, kw_only=True)
+class DryRun:
+    """What a search would start from; nothing was trained or written."""
+
+    spec: SearchSpec
+    data_location: str
+    input_shape: tuple[int, ...]
+    class_names: list[str]
+    first_config: dict[str, Value]
+    params: int
+    summary: list[str]  # the first model's Keras summary, line by line
+
+
+def dry_run(spec: SearchSpec, *, data_dir: str | Path | None = None, backend: str | None = None) -> DryRun:
+    """Validate what `run_search` would validate, find the data, and build the first model."""
+    backend = check_backend(backend or os.environ.get("KERAS_BACKEND") or "tensorflow")
+    where, shape, classes = describe(spec.dataset, data_dir=data_dir)
+    os.environ.setdefault("KERAS_BACKEND", backend)
+    from harness._model import build_model
+
+    config = first_config(spec.space)
+    model = build_model(config, shape, len(classes))
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, **_: lines.append(line))
+    return DryRun(
+        spec=spec,
+        data_location=where,
+        input_shape=tuple(shape),
+        class_names=list(classes),
+        first_config=config,
+        params=int(model.count_params()),
+        summary=lines,
+    )

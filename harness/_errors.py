@@ -1,0 +1,46 @@
+"""The errors that drive control flow (after KerasTuner's split), and argument errors.
+
+`HarnessError` (and its children) stops everything before a trial runs: the CLI turns
+it into exit code 2 and one paragraph. `TrialFailed` ends one trial, which becomes a
+`failed` leaderboard row (`error_kind` user) while the search goes on. Any other
+exception inside a trial is a defect of harness (`error_kind` internal).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class HarnessError(Exception):
+    """Bad input the user must fix; nothing has been written."""
+
+
+class SpecError(HarnessError):
+    """A search space file that fails validation."""
+
+
+class DataError(HarnessError):
+    """A dataset that cannot be found or read."""
+
+
+class ArgumentError(HarnessError, ValueError):
+    """An API argument out of range, in Keras' style; the CLI renames it to its flag.
+
+    `str(error)`: "`backend` must be one of [...]. Received: backend='tf'".
+    """
+
+    def __init__(self, argument: str, expected: str, received: Any) -> None:
+        self.argument, self.expected, self.received = argument, expected, received
+        super().__init__(f"`{argument}` {expected}. Received: {argument}={received!r}")
+
+    def render(self, flag: str) -> str:
+        """The message for a command line, where the argument is the option `flag`."""
+        return f"{flag} {self.expected}. Received: {flag} {self.received}"
+
+
+class TrialFailed(Exception):
+    """One trial cannot run (e.g. an architecture too deep for its input, NaN loss)."""
+
+
+class InternalError(RuntimeError):
+    """Raised at the end of a search under `HARNESS_STRICT=1` when harness' own code failed."""

@@ -1,0 +1,226 @@
+"""The driver's Ray Tune callbacks: one leaderboard row per trial, and live progress counts.
+
+Both run inside Ray Tune's event loop after every trial event, so each does O(1) work
+per event (keep-top-k included, see harness._keeper), and both are picklable: Ray
+stores them with the experiment, so a resumed run records and counts too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ray.tune import Callback
+
+from harness._keeper import ModelKeeper
+from harness._leaderboard import write_row, written_trial_ids
+from harness._progress import LiveProgress
+from harness._record import (
+    REPORT_KEY,
+    EpochReport,
+    ErrorKind,
+    FinalReport,
+    StopReason,
+    TrialRecord,
+    TrialStatus,
+    now,
+    steady_epoch_s,
+)
+from harness._space import hyperparameters
+from harness._storage import write_text
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
+
+    from harness._trial import TrialContext
+
+ERRORS_DIR = "errors"
+"""Folder of a run holding the traceback of each trial that failed inside harness itself."""
+_WORKER_DEATHS = ("ActorDiedError", "RayActorError", "OutOfMemoryError", "WorkerCrashedError")
+
+
+@dataclass
+class _Seen:
+    """What the driver knows of a running trial: all a pruned trial leaves behind."""
+
+    best: EpochReport | None = None
+    last: EpochReport | None = None
+    epoch_times: list[float] = field(default_factory=list)
+
+
+class LeaderboardRecorder(Callback):  # type: ignore[misc]
+    """Writes one atomic row per finished trial: completed, pruned or failed."""
+
+    def __init__(self, ctx: TrialContext, *, results_dir: str, run_dir: str, keep_models: int | None,
+                 time_budget_s: float | None) -> None:  # fmt: skip
+        self.ctx, self.results_dir, self.run_dir = ctx, results_dir, run_dir
+        self.keep_models, self.time_budget_s = keep_models, time_budget_s
+        self.seen: dict[str, _Seen] = {}
+        self.keeper: ModelKeeper | None = None
+        self.setup_time = 0.0
+
+    def setup(self, **info: Any) -> None:
+        """Also called on resume: re-read the study's kept models once, not per trial."""
+        self.setup_time = now().timestamp()
+        if self.keep_models is not None:
+            self.keeper = ModelKeeper.for_study(self.results_dir, self.ctx.study, self.keep_models)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "keeper": None}  # rebuilt from the leaderboard in setup()
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any],
+                        **info: Any) -> None:  # fmt: skip
+        report = result.get(REPORT_KEY)
+        if not isinstance(report, EpochReport):
+            return
+        seen = self.seen.setdefault(trial.trial_id, _Seen())
+        seen.last = report
+        seen.epoch_times.append(report.epoch.epoch_s or 0.0)
+        value = report.epoch.metric(self.ctx.objective_metric)
+        best = None if seen.best is None else seen.best.epoch.metric(self.ctx.objective_metric)
+        if value is not None and (best is None or _better(value, best, self.ctx.objective_mode)):
+            seen.best = report
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        report = (trial.last_result or {}).get(REPORT_KEY)
+        if isinstance(report, FinalReport):
+            self._record(report.record, report.traceback)
+        else:
+            self._record(self._early_stop(trial, StopReason.SCHEDULER))
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        error = _trial_error(trial)
+        kind = ErrorKind.USER if any(d in error for d in _WORKER_DEATHS) else ErrorKind.INTERNAL
+        record = replace(
+            self._early_stop(trial, None), status=TrialStatus.FAILED, error=error, error_kind=kind
+        )
+        self._record(record, _error_file_text(trial) if kind is ErrorKind.INTERNAL else None)
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        """Trials cut by the time budget end without a completion event: record them too.
+
+        Trials still running after Ctrl-C are left alone: `--resume` restarts them.
+        """
+        elapsed = now().timestamp() - self.setup_time
+        if self.time_budget_s is None or elapsed < self.time_budget_s - 1.0:
+            return
+        done = written_trial_ids(self.results_dir, self.ctx.study)
+        for trial in trials:
+            if trial.trial_id not in done and trial.trial_id in self.seen:
+                self._record(self._early_stop(trial, StopReason.TIME_BUDGET))
+
+    def _early_stop(self, trial: Trial, reason: StopReason | None) -> TrialRecord:
+        """A pruned row from the trial's reported epochs (its best epoch's metrics)."""
+        seen = self.seen.get(trial.trial_id, _Seen())
+        record = TrialRecord(
+            study=self.ctx.study,
+            trial_id=trial.trial_id,
+            status=TrialStatus.PRUNED,
+            run_id=self.ctx.run_id,
+            dataset=self.ctx.dataset,
+            objective_metric=self.ctx.objective_metric,
+            objective_mode=self.ctx.objective_mode,
+            spec_hash=self.ctx.spec_hash,
+            stop_reason=reason,
+            finished_at=now(),
+            epochs_run=len(seen.epoch_times),
+            train_time_s=sum(seen.epoch_times) if seen.epoch_times else None,
+            first_epoch_s=seen.epoch_times[0] if seen.epoch_times else None,
+            steady_epoch_s=steady_epoch_s(seen.epoch_times),
+            hyperparameters=hyperparameters(trial.config),
+        )
+        if seen.last is not None:
+            started = seen.last.started_at
+            record = replace(
+                record.with_provenance(seen.last.provenance),
+                params=seen.last.params,
+                started_at=started,
+                total_time_s=(now() - started).total_seconds(),
+            )
+        if seen.best is not None:
+            epoch = seen.best.epoch
+            record = replace(record, val_accuracy=epoch.val_accuracy, val_loss=epoch.val_loss,
+                             best_epoch=epoch.epoch)  # fmt: skip
+        return record
+
+    def _record(self, record: TrialRecord, traceback: str | None = None) -> None:
+        if traceback is not None:
+            write_text(Path(self.run_dir) / ERRORS_DIR / f"{record.trial_id}.txt", traceback)
+        write_row(self.results_dir, record)
+        self.seen.pop(record.trial_id, None)
+        if self.keeper is not None:
+            self.keeper.add(record)
+
+
+class SearchProgress(Callback):  # type: ignore[misc]
+    """Counts running/completed/pruned/failed trials and the best value so far.
+
+    It holds only counts; the drawing is `LiveProgress.current`'s.
+    """
+
+    def __init__(self, metric: str, mode: str) -> None:
+        self.metric, self.mode = metric, mode
+        self.counts = {"running": 0, "completed": 0, "pruned": 0, "failed": 0}
+        self.best: float | None = None
+
+    def setup(self, **info: Any) -> None:
+        self.counts["running"] = 0  # a resumed run restarts its unfinished trials
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self.counts["running"] += 1
+        self._refresh()
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        report = (trial.last_result or {}).get(REPORT_KEY)
+        if isinstance(report, FinalReport):
+            self._finish(report.record.status, getattr(report.record, self.metric))
+        else:
+            self._finish(TrialStatus.PRUNED, None)
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._finish(TrialStatus.FAILED, None)
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any],
+                        **info: Any) -> None:  # fmt: skip
+        report = result.get(REPORT_KEY)
+        if isinstance(report, EpochReport):
+            self._consider(report.epoch.metric(self.metric))
+        self._refresh()
+
+    def _finish(self, status: TrialStatus, value: float | None) -> None:
+        self.counts["running"] = max(0, self.counts["running"] - 1)
+        self.counts[str(status)] += 1
+        self._consider(value)
+        self._refresh()
+
+    def _consider(self, value: float | None) -> None:
+        if value is None or math.isnan(value):
+            return
+        if self.best is None or _better(value, self.best, self.mode):
+            self.best = float(value)
+
+    def _refresh(self) -> None:
+        live = LiveProgress.current
+        if live is None:
+            return
+        done = self.counts["completed"] + self.counts["pruned"] + self.counts["failed"]
+        best = "-" if self.best is None else f"{self.best:.4f}"
+        counts = ", ".join(f"{k} {v}" for k, v in self.counts.items())
+        live.show(done, f"{counts} | best {self.metric} {best}")
+
+
+def _better(value: float, than: float, mode: str) -> bool:
+    return value > than if mode == "max" else value < than
+
+
+def _trial_error(trial: Trial) -> str:
+    """The exception a crashed trial (not a caught failure) left behind, in one line."""
+    lines = [ln for ln in _error_file_text(trial).splitlines() if ln.strip()]
+    return (lines[-1] if lines else "trial crashed (no error file)")[:2000]
+
+
+def _error_file_text(trial: Trial) -> str:
+    path = getattr(trial, "error_file", None)
+    return Path(path).read_text() if path and Path(path).is_file() else ""

@@ -1,0 +1,255 @@
+"""Run a search: data once on the driver, Ray Tune + OptunaSearch + ASHA, rows as trials end.
+
+Ray is imported inside functions only, so `import harness` stays fast for queries.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from harness._data import Dataset, load_dataset
+from harness._errors import ArgumentError, HarnessError, InternalError
+from harness._leaderboard import compact, ensure_format
+from harness._progress import LiveProgress
+from harness._query import load_leaderboard
+from harness._space import TRIAL_NUMBER, suggest
+from harness._spec import SearchSpec, save_spec
+from harness._trial import TrialContext, run_trial, worker_env
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+
+BACKENDS = ("tensorflow", "jax", "torch")
+SPEC_HASH_FILE = "harness_spec_hash.txt"
+_EXTRAS = {"tensorflow": "", "jax": "[jax]", "torch": "[torch]"}
+
+
+def run_search(
+    spec: SearchSpec,
+    *,
+    results_dir: str | Path = "results",
+    data_dir: str | Path | None = None,
+    address: str | None = None,
+    backend: str | None = None,
+    resume: bool = False,
+    console: Console | None = None,
+) -> pd.DataFrame:
+    """Run (or resume) the search `spec` describes; return its study's leaderboard, best first.
+
+    Ray is started locally unless already initialised or `address` names a cluster.
+    `frame.attrs["run_id"]` names this run (`frame[frame.run_id == ...]` are its rows).
+    """
+    console = console or Console(stderr=True)
+    backend = check_backend(backend or os.environ.get("KERAS_BACKEND") or "tensorflow")
+    results = Path(results_dir).resolve()
+    run_dir = _run_dir(results, spec, resume)
+    data = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
+    _init_ray(address, worker_env(backend, spec.resources.cpus_per_trial))
+    _check_resources(spec)
+    ensure_format(results)
+    save_spec(spec, results)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / SPEC_HASH_FILE).write_text(spec.spec_hash())
+    ctx = _context(spec, data, results, run_dir.name, backend)
+    with LiveProgress(spec.study, spec.search.trials, console):
+        _tuner(spec, ctx, data, results, run_dir, resume).fit()
+    compact(results, spec.study)
+    frame = load_leaderboard(results, spec.study)
+    frame.attrs["run_id"] = run_dir.name
+    _report_end(spec, frame, run_dir, console)
+    return frame
+
+
+def check_backend(backend: str) -> str:
+    """A missing backend package stops here, not as N failed trials."""
+    if backend not in BACKENDS:
+        raise ArgumentError("backend", f"must be one of {list(BACKENDS)}", backend)
+    if importlib.util.find_spec(backend) is None:
+        raise HarnessError(
+            f"the {backend} backend is not installed; `pip install -e .{_EXTRAS[backend]}` "
+            f"(or pip install {backend}), or choose another backend."
+        )
+    return backend
+
+
+def _run_dir(results: Path, spec: SearchSpec, resume: bool) -> Path:
+    """A new run folder, or with `resume` the study's latest one (same spec only)."""
+    runs = results / "runs" / spec.study
+    if not resume:
+        return runs / datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S-%f")
+    from ray import tune
+
+    previous = sorted(p for p in runs.glob("run-*") if tune.Tuner.can_restore(str(p)))
+    if not previous:
+        raise ArgumentError(
+            "resume", f"needs an interrupted run, and study {spec.study!r} has no interrupted run under "
+            f"{runs}; leave it out to start a new run", resume,
+        )  # fmt: skip
+    saved = previous[-1] / SPEC_HASH_FILE
+    if saved.is_file() and saved.read_text().strip() != spec.spec_hash():
+        raise ArgumentError(
+            "resume", f"needs the same spec, and the spec differs from the one {previous[-1].name} "
+            f"started with (hash {saved.read_text().strip()} vs {spec.spec_hash()}); resume with the "
+            "same file and options, or start a new run", resume,
+        )  # fmt: skip
+    return previous[-1]
+
+
+def _check_resources(spec: SearchSpec) -> None:
+    """A trial that can never be placed would leave the search pending forever."""
+    import ray
+
+    available = ray.cluster_resources()
+    for key, field in (("CPU", "cpus_per_trial"), ("GPU", "gpus_per_trial")):
+        need = getattr(spec.resources, field)
+        if need > 0 and need > available.get(key, 0):
+            raise ArgumentError(
+                f"spec.resources.{field}",
+                f"must fit the Ray cluster, which has {available.get(key, 0):g} {key}s; lower it or "
+                "join a larger cluster",
+                need,
+            )
+
+
+def _init_ray(address: str | None, env: dict[str, str]) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    try:
+        ray.init(
+            address=address,
+            runtime_env={"env_vars": env},
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="ERROR",
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ArgumentError(
+            "address", f"must name a running Ray cluster (`ray status` on its head node), or be left "
+            f"out to run locally; joining failed with {type(exc).__name__}: {exc}", address,
+        ) from None  # fmt: skip
+
+
+def _context(spec: SearchSpec, data: Dataset, results: Path, run_id: str, backend: str) -> TrialContext:
+    es = spec.training.early_stopping
+    return TrialContext(
+        study=spec.study,
+        run_id=run_id,
+        dataset=data.name,
+        objective_metric=spec.objective.metric,
+        objective_mode=spec.objective.direction,
+        spec_hash=spec.spec_hash(),
+        models_dir=str(results / "models" / spec.study),
+        max_epochs=spec.search.max_epochs,
+        seed=spec.search.seed,
+        early_stopping=es.model_dump() if es else None,
+        cpus=spec.resources.cpus_per_trial,
+        env=worker_env(backend, spec.resources.cpus_per_trial),
+    )
+
+
+def _tuner(
+    spec: SearchSpec, ctx: TrialContext, data: Dataset, results: Path, run_dir: Path, resume: bool
+) -> Any:
+    from ray import tune
+
+    from harness._recorder import LeaderboardRecorder, SearchProgress
+
+    resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
+    trainable = tune.with_resources(tune.with_parameters(run_trial, data=data, ctx=ctx), resources)
+    if resume:
+        return tune.Tuner.restore(str(run_dir), trainable, resume_unfinished=True, resume_errored=True)
+    s = spec.search
+    recorder = LeaderboardRecorder(
+        ctx, results_dir=str(results), run_dir=str(run_dir),
+        keep_models=s.keep_models, time_budget_s=s.time_budget_s,
+    )  # fmt: skip
+    tune_config = tune.TuneConfig(
+        search_alg=_searcher(spec, run_dir.name),
+        scheduler=_scheduler(spec),
+        num_samples=s.trials,
+        max_concurrent_trials=s.max_concurrent,
+        time_budget_s=s.time_budget_s,
+        reuse_actors=True,
+    )
+    run_config = tune.RunConfig(
+        name=run_dir.name,
+        storage_path=str(run_dir.parent),
+        callbacks=[recorder, SearchProgress(spec.objective.metric, spec.objective.direction)],
+        verbose=0,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+    )
+    return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+
+
+def _searcher(spec: SearchSpec, run_id: str) -> Any:
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    seed = spec.search.seed
+    sampler = (
+        optuna.samplers.TPESampler(seed=seed)
+        if spec.search.sampler == "tpe"
+        else optuna.samplers.RandomSampler(seed=seed)
+    )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return OptunaSearch(
+        space=functools.partial(_define_by_run, space=spec.space),
+        sampler=sampler,
+        metric=spec.objective.metric,
+        mode=spec.objective.direction,
+        study_name=f"{spec.study}-{run_id}",
+    )
+
+
+def _define_by_run(trial: optuna.Trial, space: dict[str, Any]) -> dict[str, Any]:
+    """The sampled space plus the trial number, so repeats of a fixed spec differ in seed."""
+    return {**suggest(trial, space), TRIAL_NUMBER: trial.number}
+
+
+def _scheduler(spec: SearchSpec) -> Any:
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    sched = spec.search.scheduler
+    if sched.name == "none":
+        return FIFOScheduler()
+    return ASHAScheduler(
+        metric=spec.objective.metric,
+        mode=spec.objective.direction,
+        time_attr="training_iteration",
+        max_t=spec.search.max_epochs + 1,  # +1: the final report after the last epoch
+        grace_period=min(sched.grace_period, spec.search.max_epochs),
+        reduction_factor=sched.reduction_factor,
+    )
+
+
+def _report_end(spec: SearchSpec, frame: pd.DataFrame, run_dir: Path, console: Console) -> None:
+    """Say what is unfinished, and surface harness' own failures (raised under HARNESS_STRICT=1)."""
+    from harness._recorder import ERRORS_DIR
+
+    recorded = int((frame["run_id"] == run_dir.name).sum()) if not frame.empty else 0
+    if recorded < spec.search.trials and spec.search.time_budget_s is None:
+        console.print(
+            f"[yellow]Stopped after {recorded} of {spec.search.trials} trials; continue with "
+            "`harness search SPACE.yaml --resume`.[/]"
+        )
+    internal = sorted((run_dir / ERRORS_DIR).glob("*.txt"))
+    if not internal:
+        return
+    console.print(
+        f"[bold yellow]warning:[/] {len(internal)} trial(s) failed inside harness itself (error_kind "
+        f"internal), not because of their configuration; tracebacks: {run_dir / ERRORS_DIR}. "
+        "Please report them."
+    )
+    if os.environ.get("HARNESS_STRICT") == "1":
+        raise InternalError("\n\n".join(f"{p.stem}:\n{p.read_text()}" for p in internal))

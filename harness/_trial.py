@@ -1,0 +1,279 @@
+"""One trial, as run by a Ray Tune worker: build, fit with per-epoch reports, evaluate, save.
+
+Every outcome the worker sees ends in one `FinalReport`: a completed trial with its test
+metrics, or a failed one with its error and whose fault it was (`ErrorKind`). A trial
+stopped by the scheduler never reaches it, which is how the driver tells "pruned".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import traceback
+import zlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from harness._errors import TrialFailed
+from harness._provenance import provenance
+from harness._record import (
+    REPORT_KEY,
+    ErrorKind,
+    FinalReport,
+    TrialRecord,
+    TrialStatus,
+    now,
+    steady_epoch_s,
+)
+from harness._space import hyperparameters
+from harness._storage import atomic_write, local_scratch
+
+if TYPE_CHECKING:
+    import keras
+
+    from harness._data import Dataset
+    from harness._reporter import ReportCallback
+
+_configured_threads: int | None = None
+TRAINING_LIBRARIES = frozenset({"keras", "tensorflow", "jax", "jaxlib", "torch", "optree", "numpy"})
+"""Packages a failure of the user's configuration is raised from while training (shapes, memory)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialContext:
+    """Everything a trial needs besides its config and data; small and picklable."""
+
+    study: str
+    run_id: str
+    dataset: str
+    objective_metric: str
+    objective_mode: str
+    spec_hash: str
+    models_dir: str
+    max_epochs: int
+    seed: int
+    early_stopping: dict[str, Any] | None
+    cpus: float
+    env: dict[str, str]
+
+
+def run_trial(config: dict[str, Any], *, data: Dataset, ctx: TrialContext) -> None:
+    """The Ray Tune trainable (wrapped with `tune.with_parameters`)."""
+    from ray import tune
+
+    if "keras" not in sys.modules:  # Ray already initialised by the caller: set it here
+        os.environ.update(ctx.env)
+    trial_id = tune.get_context().get_trial_id() or "local"
+    final = _Attempt(config, data, ctx, trial_id).run()
+    value = getattr(final.record, ctx.objective_metric)
+    tune.report({ctx.objective_metric: math.nan if value is None else value, REPORT_KEY: final})
+
+
+class _Attempt:
+    """One run of a trial's configuration; `run` turns every exception into a failed record."""
+
+    def __init__(self, config: dict[str, Any], data: Dataset, ctx: TrialContext, trial_id: str) -> None:
+        self.config, self.data, self.ctx = config, data, ctx
+        self.t0 = time.perf_counter()
+        self.record = TrialRecord(
+            study=ctx.study,
+            trial_id=trial_id,
+            status=TrialStatus.FAILED,
+            run_id=ctx.run_id,
+            dataset=ctx.dataset,
+            objective_metric=ctx.objective_metric,
+            objective_mode=ctx.objective_mode,
+            spec_hash=ctx.spec_hash,
+            started_at=now(),
+            hyperparameters=hyperparameters(config),
+        )
+        self.reporter: ReportCallback | None = None
+        self.training = False
+
+    def run(self) -> FinalReport:
+        try:
+            record, tb = self._train(), None
+        except Exception as exc:  # a bad trial must not end the search; whose fault it is, is kept
+            kind = classify(exc, in_training=self.training)
+            record = replace(
+                self._with_epochs(self.record),
+                error=f"{type(exc).__name__}: {exc}"[:2000],
+                error_kind=kind,
+            )
+            tb = traceback.format_exc() if kind is ErrorKind.INTERNAL else None
+        record = replace(record, total_time_s=time.perf_counter() - self.t0, finished_at=now())
+        return FinalReport(record=record, traceback=tb)
+
+    def _train(self) -> TrialRecord:
+        configure_threads(self.ctx.cpus)
+        import keras
+        from ray import tune
+
+        from harness._model import build_model, compile_model
+        from harness._reporter import ReportCallback
+
+        keras.backend.clear_session(free_memory=False)  # reused worker; gc.collect costs 0.2 s
+        keras.utils.set_random_seed(trial_seed(self.ctx.seed, self.config))
+        self.provenance = provenance()  # once per trial: every report and the row share it
+        self.record = self.record.with_provenance(self.provenance)
+        self.training = True
+        t_build = time.perf_counter()
+        data = self.data
+        model = compile_model(build_model(self.config, data.input_shape, data.num_classes), self.config)
+        self.record = replace(self.record, params=int(model.count_params()))
+        self.reporter = ReportCallback(
+            study=self.ctx.study,
+            trial_id=self.record.trial_id,
+            params=self.record.params or 0,
+            provenance=self.provenance,
+            started_at=self.record.started_at or now(),
+            report=tune.report,
+            stop_requested=_stop_requested,
+        )
+        callbacks: list[Any] = [self.reporter]
+        es = self.ctx.early_stopping
+        stopper = keras.callbacks.EarlyStopping(**es) if es else None
+        if stopper is not None:
+            callbacks.append(stopper)
+        t_fit = time.perf_counter()
+        self.record = replace(self.record, build_s=t_fit - t_build)
+        history = model.fit(
+            data.x_train, data.y_train,
+            validation_data=(data.x_val, data.y_val),
+            epochs=self.ctx.max_epochs,
+            batch_size=int(self.config.get("batch_size", 64)),
+            callbacks=callbacks,
+            verbose=0,
+        ).history  # fmt: skip
+        self.record = replace(self.record, train_time_s=time.perf_counter() - t_fit)
+        if not all(math.isfinite(v) for v in history["loss"]):
+            raise TrialFailed("training loss became NaN or infinite; lower the learning rate")
+        best = selected_epoch(history, stopper)
+        t_eval = time.perf_counter()
+        test_loss, test_acc = model.evaluate(data.x_test, data.y_test, verbose=0, batch_size=512)
+        self.training = False
+        t_save = time.perf_counter()
+        model_path = save_model(model, Path(self.ctx.models_dir) / f"{self.record.trial_id}.keras")
+        return replace(
+            self._with_epochs(self.record),
+            status=TrialStatus.COMPLETED,
+            val_accuracy=float(history["val_accuracy"][best]),
+            val_loss=float(history["val_loss"][best]),
+            test_accuracy=float(test_acc),
+            test_loss=float(test_loss),
+            best_epoch=best + 1,
+            model_path=model_path,
+            evaluate_s=t_save - t_eval,
+            save_s=time.perf_counter() - t_save,
+        )
+
+    def _with_epochs(self, record: TrialRecord) -> TrialRecord:
+        """Epoch counts and timings so far (a failed trial keeps the epochs it ran)."""
+        times = self.reporter.epoch_times if self.reporter else []
+        return replace(
+            record,
+            epochs_run=len(times),
+            first_epoch_s=times[0] if times else None,
+            steady_epoch_s=steady_epoch_s(times),
+        )
+
+
+def classify(exc: BaseException, *, in_training: bool) -> ErrorKind:
+    """User: TrialFailed, or an error a training library raised while training.
+
+    Internal: anything raised from harness' own code, or outside training (saving,
+    reporting): a defect that must not pass for a bad architecture.
+    """
+    if isinstance(exc, TrialFailed):
+        return ErrorKind.USER
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    origin = str(tb.tb_frame.f_globals.get("__name__", "")) if tb is not None else ""
+    if in_training and origin.split(".")[0] in TRAINING_LIBRARIES:
+        return ErrorKind.USER
+    return ErrorKind.INTERNAL
+
+
+def selected_epoch(history: dict[str, list[float]], stopper: keras.callbacks.EarlyStopping | None) -> int:
+    """0-based epoch whose weights the model holds after fit.
+
+    EarlyStopping's own choice (it honours `min_delta`) when it restored best weights;
+    otherwise the last epoch, whose weights are the ones evaluated and saved.
+    """
+    last = len(history["loss"]) - 1
+    if stopper is None or not stopper.restore_best_weights or stopper.best_weights is None:
+        return last
+    return min(int(stopper.best_epoch), last)
+
+
+def trial_seed(seed: int, config: dict[str, Any]) -> int:
+    """Same spec seed and configuration -> same initial weights and data order."""
+    return (seed * 1_000_003 + zlib.crc32(json.dumps(config, sort_keys=True).encode())) % 2**31
+
+
+def save_model(model: keras.Model, path: Path | str) -> str:
+    """Write the `.keras` file whole or not at all (Keras needs a real path: save, then copy)."""
+
+    def write(stream: IO[bytes]) -> None:
+        with local_scratch(".keras") as scratch:
+            model.save(scratch)
+            with open(scratch, "rb") as src:
+                shutil.copyfileobj(src, stream, length=1 << 20)
+
+    return atomic_write(path, write)
+
+
+def configure_threads(cpus: float) -> None:
+    """Match the backend's thread pools to the trial's CPU share, once per worker."""
+    global _configured_threads
+    threads = max(1, int(cpus))
+    if _configured_threads is not None:
+        return
+    _configured_threads = threads
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # TF already initialised in this process
+            pass
+    elif backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def worker_env(backend: str, cpus: float) -> dict[str, str]:
+    """Environment for Ray workers: backend, quiet logs, shareable GPU memory, threads."""
+    threads = str(max(1, int(cpus)))
+    return {
+        "KERAS_BACKEND": backend,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+        "OMP_NUM_THREADS": threads,
+        "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false" if threads == "1" else "",
+        "TUNE_FUNCTION_THREAD_TIMEOUT_S": "10",
+    }
+
+
+def _stop_requested() -> bool:
+    """Whether Ray asked this trial to stop between reports (private API, read defensively)."""
+    try:
+        from ray.train._internal.session import get_session
+
+        event = getattr(get_session(), "stop_event", None)
+        if event is not None and event.is_set():
+            event.clear()
+            return True
+    except Exception:  # private API: if it moves, trials just stop at the next report
+        pass
+    return False
