@@ -1,11 +1,31 @@
-"""Shared fixtures."""
+"""Shared fixtures: real datasets, one local Ray, record factories, spec files, the CLI."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+
+os.environ["HARNESS_STRICT"] = "1"  # a defect inside harness fails the test, not just a row
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from harness import TrialRecord  # noqa: E402
+
+SMALL_SPACE = {
+    "conv_blocks": {"type": "int", "low": 1, "high": 2},
+    "filters": {"type": "categorical", "choices": [4, 8], "per_block": True},
+    "kernel_size": 3,
+    "dense_units": 16,
+    "learning_rate": {"type": "float", "low": 3e-3, "high": 1e-2, "log": True},
+    "batch_size": 64,
+}
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +35,73 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"real datasets not found at {path}; set HARNESS_DATA_DIR to run this test")
     return path
+
+
+@pytest.fixture(scope="session")
+def local_ray() -> Iterator[None]:
+    """One local Ray for the whole session: 2 CPUs and 2 fake GPUs (Ray's bookkeeping only)."""
+    import ray
+
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def make_record(
+    study: str = "s", trial_id: str = "t", status: str = "completed", acc: float | None = 0.9, **extra: Any
+) -> TrialRecord:
+    """A plausible leaderboard record; `extra` overrides any field."""
+    values: dict[str, Any] = {
+        "study": study, "trial_id": trial_id, "status": status, "dataset": "digits",
+        "val_accuracy": acc, "val_loss": None if acc is None else 1 - acc,
+        "objective_metric": "val_accuracy", "objective_mode": "max",
+        "started_at": datetime.now(UTC),
+        "hyperparameters": {"conv_blocks": 2, "filters_1": 8, "filters_2": 16, "optimizer": "adam"},
+    }  # fmt: skip
+    if status == "completed":
+        values.update(test_accuracy=acc, params=100, epochs_run=2)
+    if status == "failed":
+        values.update(error="TrialFailed: boom", error_kind="user")
+    values.update(extra)
+    return TrialRecord(**values)
+
+
+@pytest.fixture
+def record() -> Callable[..., TrialRecord]:
+    return make_record
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path) -> Callable[..., Path]:
+    """Write a small digits spec; keyword arguments replace top-level sections wholesale."""
+
+    def write(**overrides: Any) -> Path:
+        spec: dict[str, Any] = {
+            "study": "t",
+            "dataset": {"name": "digits", "validation_split": 0.2},
+            "search": {"trials": 4, "max_epochs": 2, "seed": 0,
+                       "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2}},
+            "resources": {"cpus_per_trial": 1},
+            "space": SMALL_SPACE,
+        }  # fmt: skip
+        spec.update(overrides)
+        path = tmp_path / "space.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        return path
+
+    return write
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """`harness ARGS...` in a fresh process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, timeout=timeout,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    return run_cli

@@ -9,9 +9,9 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from harness.model import build_model  # noqa: E402
-from harness.space import first_config  # noqa: E402
-from harness.spec import load_spec  # noqa: E402
+from harness._model import build_model  # noqa: E402
+from harness._space import first_config  # noqa: E402
+from harness._spec import load_spec  # noqa: E402
 
 BASELINES = Path(__file__).parent.parent / "search_spaces" / "baselines"
 TUTORIALS = {  # file: (input shape, classes, the tutorial's parameter count)
@@ -49,19 +49,13 @@ def test_cifar10_3class_layers_follow_the_tutorial():
 
 
 @pytest.mark.slow
-def test_one_epoch_of_the_fashion_mnist_baseline_on_a_subset(tmp_path, data_dir):
-    import ray
-
-    from harness.search import run_search
+def test_one_epoch_of_the_fashion_mnist_baseline_on_a_subset(tmp_path, data_dir, local_ray):
+    from harness import run_search
 
     spec = load_spec(BASELINES / "fashion_mnist.yaml").with_overrides(
         **{"dataset.limit_train": 2000, "search.max_epochs": 1}
     )
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        frame = run_search(spec, results_dir=tmp_path, data_dir=data_dir)
-    finally:
-        ray.shutdown()
+    frame = run_search(spec, results_dir=tmp_path, data_dir=data_dir)
     row = frame.iloc[0]
     assert len(frame) == 1 and row["status"] == "completed", row["error"]
     assert row["params"] == 804_554 and row["epochs_run"] == 1

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import ray
 import yaml
 
-from harness.bench import load_suite, run_suite
-from harness.errors import SpecError
+from harness._bench import load_suite, run_suite
+from harness._errors import SpecError
 
 BASELINE = {
     "study": "b", "dataset": {"name": "digits"},
@@ -55,15 +54,11 @@ def test_bad_suite_fails_before_running_anything(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_suite_writes_the_comparison(tmp_path):
+def test_tiny_suite_writes_the_comparison(tmp_path, local_ray):
     path = write_suite(tmp_path, [{"name": "digits", "baseline": "specs/base.yaml",
                                    "search": "specs/search.yaml",
                                    "search_overrides": {"search.trials": 3}}])  # fmt: skip
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        table = run_suite(path, results_dir=tmp_path / "r")
-    finally:
-        ray.shutdown()
+    table = run_suite(path, results_dir=tmp_path / "r")
     row = table.iloc[0]
     assert row["baseline_trials"] == 1 and row["search_trials"] == 3
     assert 0 < row["baseline_test_accuracy"] <= 1 and 0 < row["search_test_accuracy"] <= 1

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from datetime import UTC, datetime
 
 import pytest
 import yaml
+from conftest import make_record, run_cli
 
-from harness import leaderboard as lb
-
-
-def harness(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args], capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, timeout=300,
-    )  # fmt: skip
+from harness import _leaderboard as lb
 
 
 @pytest.mark.parametrize(
@@ -41,16 +31,26 @@ def harness(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_bad_input_exits_2_with_one_message_and_writes_nothing(tmp_path, spec, expected):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(spec))
-    out = harness("search", str(path), "--results", str(tmp_path / "r"))
+    out = run_cli("search", str(path), "--results", str(tmp_path / "r"))
     assert out.returncode == 2, out.stderr
     assert expected in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "r").exists()
 
 
 def test_missing_spec_file_and_unknown_option_exit_2(tmp_path):
-    out = harness("search", str(tmp_path / "nope.yaml"))
+    out = run_cli("search", str(tmp_path / "nope.yaml"))
     assert out.returncode == 2 and "no such file" in out.stderr
-    assert harness("search", "x.yaml", "--trails", "3").returncode == 2
+    spec = tmp_path / "ok.yaml"
+    spec.write_text(yaml.safe_dump({"study": "x", "dataset": {"name": "digits"}}))
+    out = run_cli("search", str(spec), "--trails", "3")  # an existing file: only the option is wrong
+    assert out.returncode == 2 and "No such option: --trails" in out.stderr
+
+
+def test_api_errors_are_shown_with_the_cli_flag(tmp_path):
+    out = run_cli("search", "search_spaces/digits.yaml", "--backend", "tensorflow", "--resume",
+                  "--results", str(tmp_path / "r"))  # fmt: skip
+    assert out.returncode == 2
+    assert "--resume needs an interrupted run" in out.stderr and "`resume`" not in out.stderr
 
 
 @pytest.fixture
@@ -58,43 +58,44 @@ def results(tmp_path):
     for study, accs in {"a": [0.5, 0.9, None], "b": [0.7]}.items():
         for i, acc in enumerate(accs):
             status = "failed" if acc is None else "completed"
-            values = {"study": study, "trial_id": f"{study}{i}", "status": status, "val_accuracy": acc,
-                      "params": 1000 * (i + 1), "objective_metric": "val_accuracy", "objective_mode": "max",
-                      "started_at": datetime.now(UTC)}  # fmt: skip
-            lb.write_row(tmp_path, lb.make_row(values, {"optimizer": "adam"}))
+            record = make_record(study, f"{study}{i}", status, acc, params=1000 * (i + 1),
+                                 hyperparameters={"optimizer": "adam"})  # fmt: skip
+            lb.write_row(tmp_path, record)
     return tmp_path
 
 
 def test_leaderboard_formats_and_filters(results):
-    out = harness("leaderboard", "--results", str(results), "--format", "json", "--study", "a")
+    out = run_cli("leaderboard", "--results", str(results), "--format", "json", "--study", "a")
     rows = json.loads(out.stdout)
     assert [r["trial_id"] for r in rows] == ["a1", "a0", "a2"]
-    csv = harness("leaderboard", "--results", str(results), "--format", "csv", "--top", "1").stdout
+    csv = run_cli("leaderboard", "--results", str(results), "--format", "csv", "--top", "1").stdout
     assert [line.split(",")[1] for line in csv.strip().splitlines()[1:]] == ["a1", "b0"]
-    md = harness("leaderboard", "--results", str(results), "--format", "markdown").stdout
+    md = run_cli("leaderboard", "--results", str(results), "--format", "markdown").stdout
     assert md.count("\n") == 6 and "| a1 " in md.replace("|  ", "| ")
-    table = harness("leaderboard", "--results", str(results), "--compact").stdout
-    assert "3 completed, 1 failed" in table or "3 completed" in table
+    table = run_cli("leaderboard", "--results", str(results), "--compact").stdout
+    assert "3 completed, 1 failed" in table
     assert len(list((results / "leaderboard" / "a").glob("*.parquet"))) == 1
 
 
 def test_leaderboard_pareto_and_sort(results):
-    out = harness("leaderboard", "--results", str(results), "--format", "json",
+    out = run_cli("leaderboard", "--results", str(results), "--format", "json",
                   "--pareto", "val_accuracy:max,params:min")  # fmt: skip
     assert sorted(r["trial_id"] for r in json.loads(out.stdout)) == ["a1", "b0"]  # b0 dominates a0
-    out = harness("leaderboard", "--results", str(results), "--format", "json", "--sort", "params:desc")
+    out = run_cli("leaderboard", "--results", str(results), "--format", "json", "--sort", "params:desc")
     assert json.loads(out.stdout)[0]["params"] == 3000
-    bad = harness("leaderboard", "--results", str(results), "--pareto", "nope:max")
-    assert bad.returncode == 2 and "unknown column" in bad.stderr
+    bad = run_cli("leaderboard", "--results", str(results), "--pareto", "nope:max")
+    assert bad.returncode == 2 and "--pareto must name numeric columns" in bad.stderr
+    bad = run_cli("leaderboard", "--results", str(results), "--sort", "nope")
+    assert bad.returncode == 2 and "--sort must be a leaderboard column" in bad.stderr
 
 
 def test_leaderboard_without_rows_is_a_clear_error(tmp_path):
-    out = harness("leaderboard", "--results", str(tmp_path))
+    out = run_cli("leaderboard", "--results", str(tmp_path))
     assert out.returncode == 2 and "harness search" in out.stderr
 
 
 def test_datasets_lists_where_each_dataset_was_found(data_dir):
-    out = harness("datasets", "--data-dir", str(data_dir))
+    out = run_cli("datasets", "--data-dir", str(data_dir))
     assert out.returncode == 0
     assert str(data_dir / "mnist") in out.stdout
     assert str(data_dir / "cifar10" / "cifar10-jpg.tar.gz") in out.stdout

@@ -9,21 +9,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 import yaml
 from PIL import Image
 
-from harness.data import load_dataset
-from harness.export import ExportError, export_trial, predict_images, select_trial
-from harness.results import load_leaderboard
-from harness.search import run_search
-from harness.spec import load_spec
+from harness import ArgumentError
+from harness._data import load_dataset
+from harness._export import ExportError, export_trial, predict_images, select_trial
+from harness._query import load_leaderboard
+from harness._search import run_search
+from harness._spec import load_spec
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Path:
+def results(tmp_path_factory, local_ray) -> Path:
     """A finished digits study: completed trials (2 models kept) and failed ones (kernel 11)."""
     root = tmp_path_factory.mktemp("export")
     spec = {
@@ -36,16 +36,12 @@ def results(tmp_path_factory) -> Path:
                   "kernel_size": {"type": "categorical", "choices": [3, 5, 11]}},
     }  # fmt: skip
     (root / "space.yaml").write_text(yaml.safe_dump(spec))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        run_search(load_spec(root / "space.yaml"), results_dir=root / "results")
-    finally:
-        ray.shutdown()
+    run_search(load_spec(root / "space.yaml"), results_dir=root / "results")
     return root / "results"
 
 
 def test_export_best_writes_verified_model_and_card(results, tmp_path):
-    row = select_trial(results, "exp", rank=1)
+    row = select_trial(results, study="exp", rank=1)
     card = export_trial(row, tmp_path / "best", results_dir=results)
     assert sorted(p.name for p in (tmp_path / "best").iterdir()) == ["model.keras", "model_card.json"]
     saved = json.loads((tmp_path / "best" / "model_card.json").read_text())
@@ -63,14 +59,14 @@ def test_export_best_writes_verified_model_and_card(results, tmp_path):
 
 
 def test_export_savedmodel_under_tensorflow(results, tmp_path):
-    card = export_trial(select_trial(results, "exp"), tmp_path / "sm", results_dir=results,
+    card = export_trial(select_trial(results, study="exp"), tmp_path / "sm", results_dir=results,
                         formats=("keras", "savedmodel"))  # fmt: skip
     assert "saved_model" in card["files"]
     assert (tmp_path / "sm" / "saved_model" / "saved_model.pb").is_file()
 
 
 def test_export_refuses_a_model_that_does_not_match_its_row(results, tmp_path):
-    tampered = select_trial(results, "exp", rank=1).copy()
+    tampered = select_trial(results, study="exp", rank=1).copy()
     tampered["test_accuracy"] -= 0.05
     with pytest.raises(ExportError, match="does not match its row"):
         export_trial(tampered, tmp_path / "bad", results_dir=results)
@@ -87,10 +83,10 @@ def test_export_errors_name_the_fix(results, tmp_path):
         export_trial(failed.iloc[0], tmp_path / "f", results_dir=results)
     with pytest.raises(ExportError, match="keep_models"):
         export_trial(dropped.iloc[0], tmp_path / "d", results_dir=results)
-    with pytest.raises(ExportError, match="--rank must be between 1 and 6"):
-        select_trial(results, "exp", rank=9)
-    with pytest.raises(ExportError, match="not in the leaderboard"):
-        select_trial(results, "exp", trial="nope")
+    with pytest.raises(ArgumentError, match="`rank` must be between 1 and 6. Received: rank=9"):
+        select_trial(results, study="exp", rank=9)
+    with pytest.raises(ArgumentError, match="Received: trial='nope'"):
+        select_trial(results, study="exp", trial="nope")
     out = subprocess.run(
         [sys.executable, "-m", "harness", "export", "--results", str(results), "--study", "exp",
          "--rank", "6", "--out", str(tmp_path / "cli")],
@@ -100,7 +96,7 @@ def test_export_errors_name_the_fix(results, tmp_path):
 
 
 def test_predict_classifies_real_test_images_like_the_model(results, tmp_path):
-    export_trial(select_trial(results, "exp"), tmp_path / "m", results_dir=results)
+    export_trial(select_trial(results, study="exp"), tmp_path / "m", results_dir=results)
     data = load_dataset(load_spec_from(results).dataset)
     paths = []
     for i in range(6):
@@ -124,9 +120,9 @@ def test_predict_classifies_real_test_images_like_the_model(results, tmp_path):
 
 
 def load_spec_from(results: Path):
-    from harness.spec import load_saved_spec
+    from harness._spec import load_saved_spec
 
-    return load_saved_spec(results, select_trial(results, "exp")["spec_hash"])
+    return load_saved_spec(results, select_trial(results, study="exp")["spec_hash"])
 
 
 def test_predict_rejects_a_folder_without_card(tmp_path):

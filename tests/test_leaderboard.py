@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import make_record
 
-from harness import leaderboard as lb
-from harness.results import load_leaderboard
+from harness import RESULTS_FORMAT, HarnessError, TrialRecord, load_leaderboard
+from harness import _leaderboard as lb
 
 
-def row(study: str, trial: str, status: str = "completed", acc: float | None = 0.9, **extra) -> dict:
-    values = {
-        "study": study, "trial_id": trial, "status": status, "dataset": "digits",
-        "val_accuracy": acc, "val_loss": None if acc is None else 1 - acc,
-        "objective_metric": "val_accuracy", "objective_mode": "max",
-        "started_at": datetime.now(UTC).isoformat(), **extra,
-    }  # fmt: skip
-    if status == "completed":
-        values.update(test_accuracy=acc, params=100, epochs_run=2)
-    if status == "failed":
-        values.update(error="TrialFailed: boom")
-    return lb.make_row(values, {"conv_blocks": 2, "filters_1": 8, "filters_2": 16, "optimizer": "adam"})
+def row(study: str, trial: str, status: str = "completed", acc: float | None = 0.9, **extra) -> TrialRecord:
+    return make_record(study, trial, status, acc, **extra)
 
 
 @pytest.mark.parametrize("first", ["failed", "pruned", "completed"])
@@ -44,7 +35,7 @@ def test_schema_is_the_same_whichever_status_is_written_first(tmp_path, first):
 
 
 def test_read_parquet_over_two_studies_keeps_every_column(tmp_path):
-    lb.write_row(tmp_path, lb.make_row({**row("a", "1"), "status": "completed"}, {"conv_blocks": 1}))
+    lb.write_row(tmp_path, row("a", "1", hyperparameters={"conv_blocks": 1}))
     lb.write_row(tmp_path, row("b", "2"))  # b has per-block columns a lacks
     frame = pd.read_parquet(tmp_path / "leaderboard")
     assert sorted(frame["study"]) == ["a", "b"]
@@ -58,17 +49,12 @@ def test_rewriting_a_trial_replaces_its_row(tmp_path):
     assert len(frame) == 1 and frame["val_accuracy"].iloc[0] == pytest.approx(0.7)
 
 
-def test_make_row_rejects_unknown_status():
-    with pytest.raises(ValueError, match="status must be one of"):
-        row("s", "t", status="weird")
-
-
 def test_compaction_keeps_every_row_exactly_once(tmp_path):
     for i in range(30):
         lb.write_row(tmp_path, row("s", f"t{i:02d}", acc=i / 100))
     lb.write_row(tmp_path, row("s", "t05", acc=0.99))  # a rewrite before compaction
     target = lb.compact(tmp_path, "s")
-    assert lb.row_files(tmp_path, "s") == [target]
+    assert lb.row_files(tmp_path, "s") == [Path(target)]
     frame = pd.read_parquet(tmp_path / "leaderboard")
     assert len(frame) == 30 and frame["trial_id"].is_unique
     assert frame.set_index("trial_id").loc["t05", "val_accuracy"] == pytest.approx(0.99)
@@ -120,19 +106,6 @@ def test_reading_while_rows_are_written(tmp_path):
     assert sizes == sorted(sizes) and sizes[-1] > sizes[0]
 
 
-def test_keep_top_models_drops_the_rest_and_nulls_model_path(tmp_path):
-    for i, acc in enumerate([0.5, 0.9, 0.7, 0.8]):
-        model = tmp_path / f"m{i}.keras"
-        model.write_text("x")
-        lb.write_row(tmp_path, row("s", f"t{i}", acc=acc, model_path=str(model)))
-    dropped = lb.keep_top_models(tmp_path, "s", keep=2)
-    assert dropped == ["t0", "t2"]
-    frame = load_leaderboard(tmp_path).set_index("trial_id")
-    assert pd.isna(frame.loc["t0", "model_path"]) and not (tmp_path / "m0.keras").exists()
-    assert Path(frame.loc["t1", "model_path"]).exists() and Path(frame.loc["t3", "model_path"]).exists()
-    assert frame.loc["t0", "val_accuracy"] == pytest.approx(0.5)  # metrics stay
-
-
 def test_completed_trials_outrank_pruned_ones_with_better_partial_scores(tmp_path):
     lb.write_row(tmp_path, row("s", "pruned", status="pruned", acc=0.99))
     lb.write_row(tmp_path, row("s", "done", acc=0.80))
@@ -140,17 +113,23 @@ def test_completed_trials_outrank_pruned_ones_with_better_partial_scores(tmp_pat
     assert load_leaderboard(tmp_path)["trial_id"].tolist() == ["done", "pruned", "failed"]
 
 
-def test_dropping_models_after_compaction_keeps_one_row_per_trial(tmp_path):
-    for i, acc in enumerate([0.5, 0.9, 0.7]):
-        model = tmp_path / f"m{i}.keras"
-        model.write_text("x")
-        lb.write_row(tmp_path, row("s", f"t{i}", acc=acc, model_path=str(model)))
-    lb.compact(tmp_path, "s")  # rows now live in one merged file
-    assert lb.keep_top_models(tmp_path, "s", keep=1) == ["t0", "t2"]
-    frame = pd.read_parquet(tmp_path / "leaderboard")  # the raw read, no dedupe
-    assert sorted(frame["trial_id"]) == ["t0", "t1", "t2"]
-    assert frame.set_index("trial_id")["model_path"].notna().to_dict() == {
-        "t0": False,
-        "t1": True,
-        "t2": False,
-    }
+def test_results_format_is_written_and_newer_ones_are_refused(tmp_path):
+    lb.ensure_format(tmp_path)
+    assert lb.check_format(tmp_path) == RESULTS_FORMAT
+    (tmp_path / lb.FORMAT_FILE).write_text('{"results_format": 99}')
+    with pytest.raises(HarnessError, match="newer harness"):
+        load_leaderboard(tmp_path)
+
+
+def test_leaderboards_of_the_previous_format_still_load(tmp_path):
+    """A version-1 row file (no feasible/stop_reason/error_kind/steady_epoch_s) reads with nulls."""
+    old = lb.SCHEMA
+    for name in ("feasible", "stop_reason", "error_kind", "steady_epoch_s"):
+        old = old.remove(old.get_field_index(name))
+    table = pa.Table.from_pylist([row("s", "old").to_row()], schema=old)
+    (tmp_path / "leaderboard" / "s").mkdir(parents=True)
+    pq.write_table(table, tmp_path / "leaderboard" / "s" / "old.parquet")
+    frame = load_leaderboard(tmp_path)
+    assert lb.check_format(tmp_path) == 1
+    assert frame["trial_id"].tolist() == ["old"] and frame["stop_reason"].isna().all()
+    assert frame["val_accuracy"].iloc[0] == pytest.approx(0.9)

@@ -1,4 +1,4 @@
-"""harness.model: real Keras models (TensorFlow backend unless KERAS_BACKEND says otherwise)."""
+"""harness._model: real Keras models (TensorFlow backend unless KERAS_BACKEND says otherwise)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from harness.errors import TrialFailed  # noqa: E402
-from harness.model import build_model, compile_model, make_optimizer  # noqa: E402
+from harness._errors import TrialFailed  # noqa: E402
+from harness._model import build_model, compile_model, make_optimizer  # noqa: E402
 
 # The Keras/TensorFlow Fashion-MNIST tutorial CNN.
 TUTORIAL = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,56 +10,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import ray
-import yaml
+from conftest import run_cli
 
-from harness.results import load_leaderboard
-from harness.search import run_search
-from harness.spec import load_spec
+from harness import ArgumentError, load_leaderboard, load_spec, run_search
 
 pytestmark = pytest.mark.slow
 
-SPACE = {
-    "conv_blocks": {"type": "int", "low": 1, "high": 2},
-    "filters": {"type": "categorical", "choices": [4, 8], "per_block": True},
-    "kernel_size": 3,
-    "dense_units": 16,
-    "learning_rate": {"type": "float", "low": 3e-3, "high": 1e-2, "log": True},
-    "batch_size": 64,
-}
 
-
-def write_spec(tmp_path: Path, **overrides) -> Path:
-    """A small digits spec; `search`, `space` etc. replace the defaults wholesale."""
-    spec = {
-        "study": "t",
-        "dataset": {"name": "digits", "validation_split": 0.2},
-        "search": {
-            "trials": 4,
-            "max_epochs": 2,
-            "seed": 0,
-            "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2},
-        },  # fmt: skip
-        "resources": {"cpus_per_trial": 1},
-        "space": SPACE,
-    }
-    spec.update(overrides)
-    path = tmp_path / "space.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-@pytest.fixture
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-def test_search_writes_one_row_per_trial_with_per_block_columns(tmp_path, local_ray):
+def test_search_writes_one_row_per_trial_with_per_block_columns(tmp_path, local_ray, write_spec):
     spec = load_spec(
         write_spec(
-            tmp_path,
             search={
                 "trials": 5,
                 "max_epochs": 3,
@@ -73,6 +32,8 @@ def test_search_writes_one_row_per_trial_with_per_block_columns(tmp_path, local_
     assert len(frame) == 5
     assert frame["trial_id"].is_unique
     assert set(frame["status"]) <= {"completed", "pruned"}
+    pruned = frame[frame.status == "pruned"]
+    assert pruned["stop_reason"].eq("scheduler").all() and pruned["started_at"].notna().all()
     done = frame[frame.status == "completed"]
     assert len(done) >= 1
     assert done["test_accuracy"].between(0, 1).all() and done["params"].gt(0).all()
@@ -88,7 +49,7 @@ def test_search_writes_one_row_per_trial_with_per_block_columns(tmp_path, local_
     assert len(pd.read_parquet(tmp_path / "results" / "leaderboard")) == 5
 
 
-def test_failing_trial_becomes_failed_row_and_search_goes_on(tmp_path, local_ray):
+def test_failing_trial_becomes_failed_row_and_search_goes_on(tmp_path, local_ray, write_spec):
     space = {
         "conv_blocks": 1,
         "padding": "valid",
@@ -97,7 +58,6 @@ def test_failing_trial_becomes_failed_row_and_search_goes_on(tmp_path, local_ray
         "kernel_size": {"type": "categorical", "choices": [3, 11]},
     }
     path = write_spec(
-        tmp_path,
         space=space,
         search={"trials": 6, "max_epochs": 1, "sampler": "random", "seed": 0, "scheduler": {"name": "none"}},
     )
@@ -106,39 +66,31 @@ def test_failing_trial_becomes_failed_row_and_search_goes_on(tmp_path, local_ray
     failed = frame[frame.status == "failed"]
     assert set(failed["hp_kernel_size"]) == {11}
     assert failed["error"].str.contains("TrialFailed: block 1 conv 1").all()
+    assert failed["error_kind"].eq("user").all() and failed["epochs_run"].eq(0).all()
     assert failed["test_accuracy"].isna().all()
     assert (frame[frame.status == "completed"]["hp_kernel_size"] == 3).sum() >= 1
     assert frame.tail(len(failed))["status"].eq("failed").all()  # failures sort last
 
 
-def test_fractional_gpus_pack_four_trials_on_two_gpus(tmp_path):
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        path = write_spec(
-            tmp_path,
-            resources={"cpus_per_trial": 0.5, "gpus_per_trial": 0.5},
-            search={"trials": 4, "max_epochs": 2, "scheduler": {"name": "none"}},
-        )
-        frame = run_search(load_spec(path), results_dir=tmp_path / "r")
-    finally:
-        ray.shutdown()
+def test_fractional_gpus_pack_four_trials_on_two_gpus(tmp_path, local_ray, write_spec):
+    path = write_spec(
+        resources={"cpus_per_trial": 0.5, "gpus_per_trial": 0.5},
+        search={"trials": 4, "max_epochs": 2, "scheduler": {"name": "none"}},
+    )
+    frame = run_search(load_spec(path), results_dir=tmp_path / "r")
     assert sorted(frame["gpu_ids"]) == ["0", "0", "1", "1"]
     # all four ran at once: some moment lies inside every trial's interval
     assert frame["started_at"].max() < frame["finished_at"].min()
 
 
-def test_cli_search_on_two_node_cluster_records_every_row(tmp_path):
+def test_cli_search_on_two_node_cluster_records_every_row(tmp_path, write_spec):
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
     try:
-        path = write_spec(tmp_path, search={"trials": 4, "max_epochs": 1, "scheduler": {"name": "none"}})
-        out = subprocess.run(
-            [sys.executable, "-m", "harness", "search", str(path), "--address", cluster.address,
-             "--results", str(tmp_path / "r")],
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+        path = write_spec(search={"trials": 4, "max_epochs": 1, "scheduler": {"name": "none"}})
+        out = run_cli("search", str(path), "--address", cluster.address, "--results", str(tmp_path / "r"))
         assert out.returncode == 0, out.stderr[-3000:]
     finally:
         cluster.shutdown()
@@ -147,10 +99,8 @@ def test_cli_search_on_two_node_cluster_records_every_row(tmp_path):
     assert frame["node"].nunique() == 2
 
 
-def test_interrupted_search_resumes_without_lost_or_duplicate_rows(tmp_path):
-    path = write_spec(
-        tmp_path, search={"trials": 6, "max_epochs": 4, "seed": 2, "scheduler": {"name": "none"}}
-    )
+def test_interrupted_search_resumes_without_lost_or_duplicate_rows(tmp_path, write_spec):
+    path = write_spec(search={"trials": 6, "max_epochs": 4, "seed": 2, "scheduler": {"name": "none"}})
     results = tmp_path / "r"
     cmd = [sys.executable, "-m", "harness", "search", str(path), "--results", str(results)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -163,7 +113,7 @@ def test_interrupted_search_resumes_without_lost_or_duplicate_rows(tmp_path):
     before = load_leaderboard(results)
     assert 1 <= len(before) < 6
     assert before["status"].eq("completed").all()  # interrupted trials are not rows yet
-    out = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=600)
+    out = run_cli(*cmd[3:], "--resume")
     assert out.returncode == 0, out.stderr[-3000:]
     after = load_leaderboard(results)
     assert len(after) == 6 and after["trial_id"].is_unique
@@ -171,12 +121,8 @@ def test_interrupted_search_resumes_without_lost_or_duplicate_rows(tmp_path):
     assert len(pd.read_parquet(results / "leaderboard")) == 6
 
 
-def test_resume_without_a_run_is_a_clear_error(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-m", "harness", "search", str(write_spec(tmp_path)), "--resume",
-         "--results", str(tmp_path / "r")],
-        capture_output=True, text=True,
-    )  # fmt: skip
+def test_resume_without_a_run_is_a_clear_error(tmp_path, write_spec):
+    out = run_cli("search", str(write_spec()), "--resume", "--results", str(tmp_path / "r"))
     assert out.returncode == 2
     assert "no interrupted run" in out.stderr
     assert not (tmp_path / "r" / "leaderboard").exists()
@@ -186,28 +132,51 @@ def test_resume_without_a_run_is_a_clear_error(tmp_path):
     subprocess.run([sys.executable, "-c", "import jax"], capture_output=True).returncode != 0,
     reason="JAX is not installed (pip install -e .[jax])",
 )
-def test_jax_backend_runs_trials(tmp_path):
-    path = write_spec(tmp_path, search={"trials": 2, "max_epochs": 1, "scheduler": {"name": "none"}})
-    out = subprocess.run(
-        [sys.executable, "-m", "harness", "search", str(path), "--backend", "jax",
-         "--results", str(tmp_path / "r")],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "KERAS_BACKEND": ""},
-    )  # fmt: skip
+def test_jax_backend_runs_trials(tmp_path, write_spec):
+    path = write_spec(search={"trials": 2, "max_epochs": 1, "scheduler": {"name": "none"}})
+    out = run_cli("search", str(path), "--backend", "jax", "--results", str(tmp_path / "r"),
+                  env={"KERAS_BACKEND": ""})  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     frame = load_leaderboard(tmp_path / "r")
     assert frame["backend"].eq("jax").all() and frame["status"].eq("completed").all()
 
 
-def test_resume_with_a_changed_spec_and_impossible_resources_are_clear_errors(tmp_path):
-    path = write_spec(tmp_path, search={"trials": 1, "max_epochs": 1, "scheduler": {"name": "none"}})
+def test_resume_with_a_changed_spec_and_impossible_resources_are_clear_errors(tmp_path, write_spec):
+    path = write_spec(search={"trials": 1, "max_epochs": 1, "scheduler": {"name": "none"}})
     results = tmp_path / "r"
-    base = [sys.executable, "-m", "harness", "search", str(path), "--results", str(results)]
-    out = subprocess.run([*base, "--cpus-per-trial", "64"], capture_output=True, text=True)
-    assert out.returncode == 2 and "--cpus-per-trial 64" in out.stderr
+    base = ["search", str(path), "--results", str(results)]
+    out = run_cli(*base, "--cpus-per-trial", "64")
+    assert out.returncode == 2 and "--cpus-per-trial must fit the Ray cluster" in out.stderr
     assert not (results / "leaderboard").exists()
     run = results / "runs" / "t" / "run-1"
     run.mkdir(parents=True)
     (run / "tuner.pkl").write_bytes(b"")  # what Tuner.can_restore looks for
     (run / "harness_spec_hash.txt").write_text("another")
-    out = subprocess.run([*base, "--resume"], capture_output=True, text=True)
+    out = run_cli(*base, "--resume")
     assert out.returncode == 2 and "the spec differs" in out.stderr
+
+
+def test_api_errors_name_the_python_argument(tmp_path, write_spec):
+    with pytest.raises(ArgumentError, match=r"`backend` must be one of \[.*\]. Received: backend='tf'"):
+        run_search(load_spec(write_spec()), results_dir=tmp_path / "r", backend="tf")
+    assert not (tmp_path / "r").exists()
+
+
+def test_rows_carry_the_new_columns_and_failed_rows_keep_their_epochs(tmp_path, local_ray, write_spec):
+    """A learning rate of 50 with SGD makes the loss NaN: the failed row keeps its 2 epochs."""
+    space = {"conv_blocks": 1, "filters": 4, "dense_units": 8, "optimizer": "sgd",
+             "learning_rate": {"type": "categorical", "choices": [0.01, 50.0]}}  # fmt: skip
+    path = write_spec(
+        space=space,
+        search={"trials": 4, "max_epochs": 2, "sampler": "random", "seed": 3, "scheduler": {"name": "none"}},
+        training={"early_stopping": None},
+    )
+    frame = run_search(load_spec(path), results_dir=tmp_path / "r")
+    nan = frame[frame.hp_learning_rate == 50.0]
+    assert len(nan) >= 1 and nan["status"].eq("failed").all()
+    assert nan["error"].str.contains("NaN").all() and nan["error_kind"].eq("user").all()
+    assert nan["epochs_run"].eq(2).all() and nan["params"].gt(0).all()
+    done = frame[frame.status == "completed"]
+    assert done["steady_epoch_s"].gt(0).all() and done["first_epoch_s"].gt(0).all()
+    assert done["stop_reason"].isna().all() and done["error_kind"].isna().all()
+    assert (tmp_path / "r" / "harness-results.json").is_file()

@@ -1,4 +1,4 @@
-"""harness.space: define-by-run sampling with a real Optuna study, and the vocabulary."""
+"""harness._space: define-by-run sampling with a real Optuna study, and the vocabulary."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import optuna
 import pytest
 
-from harness.space import (
+from harness._space import (
     MAX_BLOCKS,
     MAX_DENSE,
     PARAMETERS,

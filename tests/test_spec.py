@@ -1,4 +1,4 @@
-"""harness.spec: YAML search spaces loaded from real files, validated into SearchSpec."""
+"""harness._spec: YAML search spaces loaded from real files, validated into SearchSpec."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.errors import SpecError
-from harness.space import CategoricalDist, FloatDist, IntDist
-from harness.spec import SearchSpec, load_spec
+from harness._errors import SpecError
+from harness._space import CategoricalDist, FloatDist, IntDist
+from harness._spec import SearchSpec, load_spec
 
 # The example of DESIGN.md ("Search space YAML"), verbatim.
 DESIGN_EXAMPLE = """\

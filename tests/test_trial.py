@@ -1,14 +1,14 @@
-"""Trial helpers: which epoch's weights a trial keeps, seeds, worker environment."""
+"""Trial helpers: which epoch's weights a trial keeps, seeds, worker environment, whose fault."""
 
 from __future__ import annotations
 
-import os
+import keras
+import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-import keras  # noqa: E402
-
-from harness.trial import selected_epoch, trial_seed, worker_env  # noqa: E402
+from harness import ErrorKind, TrialFailed, TrialStatus
+from harness._data import load_dataset
+from harness._spec import DatasetSpec
+from harness._trial import TrialContext, _Attempt, classify, selected_epoch, trial_seed, worker_env
 
 
 def stopper_after(values: list[float], **kwargs) -> keras.callbacks.EarlyStopping:
@@ -49,3 +49,46 @@ def test_worker_env_sets_backend_threads_and_gpu_sharing():
     env = worker_env("jax", 2)
     assert env["KERAS_BACKEND"] == "jax" and env["OMP_NUM_THREADS"] == "2"
     assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+
+
+def raised(fn) -> Exception:
+    try:
+        fn()
+    except Exception as exc:
+        return exc
+    raise AssertionError("expected an exception")
+
+
+def test_classify_keeps_user_failures_and_harness_defects_apart():
+    keras_error = raised(lambda: keras.layers.Dense(-1))  # raised inside Keras
+    assert classify(keras_error, in_training=True) is ErrorKind.USER
+    assert classify(keras_error, in_training=False) is ErrorKind.INTERNAL  # e.g. while saving
+    assert classify(TrialFailed("NaN"), in_training=False) is ErrorKind.USER
+    own_bug = raised(lambda: {}["missing"])  # raised in harness' (here: this) code
+    assert classify(own_bug, in_training=True) is ErrorKind.INTERNAL
+
+
+@pytest.fixture
+def context(tmp_path) -> TrialContext:
+    return TrialContext(
+        study="s", run_id="r", dataset="digits", objective_metric="val_accuracy", objective_mode="max",
+        spec_hash="h", models_dir=str(tmp_path / "models"), max_epochs=1, seed=0, early_stopping=None,
+        cpus=1, env={},
+    )  # fmt: skip
+
+
+def test_a_defect_in_harness_code_is_an_internal_failure_with_traceback(context, local_ray):
+    """A config no spec can produce makes harness' own model builder fail, as a bug would."""
+    data = load_dataset(DatasetSpec(name="digits"), seed=0)
+    report = _Attempt({"conv_blocks": "two"}, data, context, "t1").run()
+    record = report.record
+    assert record.status is TrialStatus.FAILED and record.error_kind is ErrorKind.INTERNAL
+    assert "ValueError" in record.error and "harness/_model.py" in report.traceback
+    assert record.finished_at is not None and record.total_time_s > 0 and record.backend == "tensorflow"
+
+
+def test_an_impossible_architecture_is_a_user_failure_without_traceback(context, local_ray):
+    data = load_dataset(DatasetSpec(name="digits"), seed=0)
+    report = _Attempt({"conv_blocks": 1, "padding": "valid", "kernel_size": 11}, data, context, "t2").run()
+    assert report.record.error_kind is ErrorKind.USER and report.traceback is None
+    assert report.record.hyperparameters == {"conv_blocks": 1, "padding": "valid", "kernel_size": 11}

@@ -1,0 +1,20 @@
+"""The dry run: every check of a search, and the first model, with nothing trained or written."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import ArgumentError, dry_run, load_spec
+
+
+def test_dry_run_builds_the_first_model(write_spec, tmp_path):
+    result = dry_run(load_spec(write_spec()))
+    assert result.input_shape == (8, 8, 1) and result.class_names == [str(i) for i in range(10)]
+    assert result.first_config["conv_blocks"] == 1 and result.first_config["filters_1"] == 4
+    assert result.params > 0 and any("Total params" in line for line in result.summary)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["space.yaml"]
+
+
+def test_dry_run_checks_the_backend(write_spec):
+    with pytest.raises(ArgumentError, match="Received: backend='theano'"):
+        dry_run(load_spec(write_spec()), backend="theano")

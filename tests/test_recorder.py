@@ -1,0 +1,128 @@
+"""The driver's callbacks, driven with the reports a worker sends (no Ray run needed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make_record
+from rich.console import Console
+
+from harness import InternalError, load_leaderboard
+from harness._record import REPORT_KEY, EpochRecord, EpochReport, ErrorKind, FinalReport, Provenance
+from harness._recorder import ERRORS_DIR, LeaderboardRecorder, SearchProgress
+from harness._search import _report_end
+from harness._spec import SearchSpec
+from harness._trial import TrialContext
+
+PROVENANCE = Provenance(backend="tensorflow", backend_version="2", keras_version="3", harness_version="0",
+                        device="cpu", node="n1", gpu_ids="")  # fmt: skip
+
+
+@dataclass
+class Trial:
+    """The attributes of Ray's Trial that the callbacks read."""
+
+    trial_id: str
+    config: dict[str, Any] = field(default_factory=lambda: {"conv_blocks": 1, "trial_number": 0})
+    last_result: dict[str, Any] = field(default_factory=dict)
+    error_file: str | None = None
+
+
+def epoch(trial: Trial, n: int, val_accuracy: float) -> dict[str, Any]:
+    record = EpochRecord(study="s", trial_id=trial.trial_id, epoch=n, val_accuracy=val_accuracy,
+                         val_loss=1 - val_accuracy, epoch_s=float(n))  # fmt: skip
+    report = EpochReport(
+        epoch=record, params=42, started_at=datetime(2026, 1, 1, tzinfo=UTC), provenance=PROVENANCE
+    )
+    return {"val_accuracy": val_accuracy, REPORT_KEY: report}
+
+
+@pytest.fixture
+def recorder(tmp_path) -> LeaderboardRecorder:
+    ctx = TrialContext(study="s", run_id="run-1", dataset="digits", objective_metric="val_accuracy",
+                       objective_mode="max", spec_hash="h", models_dir="", max_epochs=3, seed=0,
+                       early_stopping=None, cpus=1, env={})  # fmt: skip
+    rec = LeaderboardRecorder(ctx, results_dir=str(tmp_path), run_dir=str(tmp_path / "runs" / "s" / "run-1"),
+                              keep_models=1, time_budget_s=None)  # fmt: skip
+    rec.setup()
+    return rec
+
+
+def feed(recorder: LeaderboardRecorder, trial: Trial, accuracies: list[float]) -> None:
+    for n, acc in enumerate(accuracies, 1):
+        result = epoch(trial, n, acc)
+        trial.last_result = result
+        recorder.on_trial_result(0, [], trial, result)
+
+
+def test_a_pruned_trial_keeps_its_best_epoch_and_provenance(recorder, tmp_path):
+    trial = Trial("p1")
+    feed(recorder, trial, [0.4, 0.6, 0.5])
+    recorder.on_trial_complete(0, [], trial)
+    row = load_leaderboard(tmp_path).iloc[0]
+    assert row["status"] == "pruned" and row["stop_reason"] == "scheduler"
+    assert row["val_accuracy"] == pytest.approx(0.6) and row["best_epoch"] == 2 and row["epochs_run"] == 3
+    assert row["first_epoch_s"] == 1.0 and row["steady_epoch_s"] == 2.5 and row["train_time_s"] == 6.0
+    assert row["params"] == 42 and row["node"] == "n1" and row["hp_conv_blocks"] == 1
+    assert row["started_at"] == datetime(2026, 1, 1, tzinfo=UTC) and row["run_id"] == "run-1"
+    assert recorder.seen == {}  # driver memory does not grow with the study
+
+
+def test_final_reports_are_written_as_sent_and_top_k_is_kept(recorder, tmp_path):
+    for name, acc in (("a", 0.7), ("b", 0.9)):
+        model = tmp_path / f"{name}.keras"
+        model.write_text("x")
+        trial = Trial(name, last_result={REPORT_KEY: FinalReport(
+            record=make_record(trial_id=name, acc=acc, model_path=str(model)))})  # fmt: skip
+        recorder.on_trial_complete(0, [], trial)
+    frame = load_leaderboard(tmp_path).set_index("trial_id")
+    assert frame["model_path"].notna().to_dict() == {"b": True, "a": False}
+    assert not (tmp_path / "a.keras").exists()
+
+
+def test_internal_failures_leave_a_traceback_and_fail_strict_runs(recorder, tmp_path, monkeypatch):
+    record = make_record(trial_id="bug", status="failed", acc=None, error="KeyError: 'x'",
+                         error_kind=ErrorKind.INTERNAL, run_id="run-1")  # fmt: skip
+    trial = Trial("bug", last_result={REPORT_KEY: FinalReport(record=record, traceback="Traceback ...")})
+    recorder.on_trial_complete(0, [], trial)
+    run_dir = Path(recorder.run_dir)
+    assert (run_dir / ERRORS_DIR / "bug.txt").read_text() == "Traceback ..."
+    spec = SearchSpec.model_validate({"study": "s", "dataset": {"name": "digits"}, "search": {"trials": 1}})
+    frame = load_leaderboard(tmp_path)
+    with pytest.raises(InternalError, match="bug:\nTraceback"):
+        _report_end(spec, frame, run_dir, console=_quiet())
+    monkeypatch.setenv("HARNESS_STRICT", "0")
+    _report_end(spec, frame, run_dir, console=_quiet())  # warns only
+
+
+def test_a_crashed_worker_becomes_one_failed_row(recorder, tmp_path):
+    error = tmp_path / "error.txt"
+    error.write_text("Traceback...\nray.exceptions.ActorDiedError: The actor died unexpectedly")
+    trial = Trial("dead", error_file=str(error))
+    feed(recorder, trial, [0.5])
+    recorder.on_trial_error(0, [], trial)
+    row = load_leaderboard(tmp_path).iloc[0]
+    assert row["status"] == "failed" and row["error_kind"] == "user" and row["epochs_run"] == 1
+    assert "ActorDiedError" in row["error"]
+
+
+def test_progress_counts_and_best_value():
+    progress = SearchProgress("val_accuracy", "max")
+    trial = Trial("a")
+    progress.on_trial_start(0, [], trial)
+    progress.on_trial_result(0, [], trial, epoch(trial, 1, 0.8))
+    progress.on_trial_complete(0, [], trial)  # no final report: pruned
+    done = Trial("b", last_result={REPORT_KEY: FinalReport(record=make_record(trial_id="b", acc=0.7))})
+    progress.on_trial_start(0, [], done)
+    progress.on_trial_complete(0, [], done)
+    progress.on_trial_error(0, [], Trial("c"))
+    assert progress.counts == {"running": 0, "completed": 1, "pruned": 1, "failed": 1}
+    assert progress.best == pytest.approx(0.8)
+
+
+def _quiet() -> Console:
+    return Console(quiet=True)

@@ -1,0 +1,59 @@
+"""The one atomic writer: whole files or nothing, staged folders, URIs resolved by pyarrow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness._storage import atomic_write, copy_file, filesystem, remove, staged_dir, write_text
+
+
+def test_write_replaces_the_target_and_leaves_no_temp_file(tmp_path):
+    target = tmp_path / "a" / "b.txt"
+    write_text(target, "one")
+    write_text(target, "two")
+    assert target.read_text() == "two"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["b.txt"]
+
+
+def test_a_failing_writer_keeps_the_previous_version(tmp_path):
+    target = tmp_path / "row.parquet"
+    write_text(target, "old")
+
+    def half_then_crash(stream):
+        stream.write(b"partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, half_then_crash)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["row.parquet"]
+
+
+def test_copy_and_remove(tmp_path):
+    source = tmp_path / "m.keras"
+    source.write_bytes(b"x" * 3_000_000)
+    copy_file(source, tmp_path / "models" / "m.keras")
+    assert (tmp_path / "models" / "m.keras").read_bytes() == source.read_bytes()
+    remove(tmp_path / "models" / "m.keras")
+    remove(tmp_path / "models" / "m.keras")  # already gone: no error
+    assert not (tmp_path / "models" / "m.keras").exists()
+
+
+def test_staged_dir_appears_only_on_success(tmp_path):
+    with staged_dir(tmp_path / "out") as folder:
+        (folder / "card.json").write_text("{}")
+        assert not (tmp_path / "out").exists()
+    assert (tmp_path / "out" / "card.json").is_file()
+    with pytest.raises(RuntimeError), staged_dir(tmp_path / "bad") as folder:
+        (folder / "half").write_text("x")
+        raise RuntimeError
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_filesystem_resolves_paths_and_uris(tmp_path, monkeypatch):
+    fs, path = filesystem("relative/x")
+    assert fs.type_name == "local" and Path(path).is_absolute()
+    fs, path = filesystem(f"file://{tmp_path}/x")
+    assert fs.type_name == "local" and path == f"{tmp_path}/x"
