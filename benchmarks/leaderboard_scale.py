@@ -19,11 +19,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness import leaderboard as lb
-from harness.results import load_leaderboard
+from harness import TrialRecord, load_leaderboard
+from harness import _leaderboard as lb
 
 
-def fake_row(study: str, i: int, rng: random.Random) -> dict:
+def fake_record(study: str, i: int, rng: random.Random) -> TrialRecord:
+    """A realistic record: a mix of statuses, 1-4 conv blocks, every column filled as a search would."""
     status = rng.choices(["completed", "pruned", "failed"], [0.6, 0.3, 0.1])[0]
     blocks = rng.randint(1, 4)
     acc = None if status == "failed" else rng.uniform(0.5, 0.99)
@@ -44,7 +45,7 @@ def fake_row(study: str, i: int, rng: random.Random) -> dict:
     config = {"conv_blocks": blocks, "optimizer": rng.choice(["adam", "sgd"]),
               "learning_rate": rng.uniform(1e-4, 1e-2), "batch_size": rng.choice([64, 128]),
               **{f"filters_{b}": rng.choice([16, 32, 64]) for b in range(1, blocks + 1)}}  # fmt: skip
-    return lb.make_row(values, config)
+    return TrialRecord(**values, hyperparameters=config)
 
 
 def main() -> None:
@@ -59,9 +60,9 @@ def main() -> None:
         root = Path(tmp)
         times = []
         for i in range(args.timed_appends):  # the driver's real path: one atomic file per row
-            row = fake_row("study_00", i, rng)
+            record = fake_record("study_00", i, rng)
             t0 = time.perf_counter()
-            lb.write_row(root, row)
+            lb.write_row(root, record)
             times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         lb.compact(root, "study_00")
@@ -69,10 +70,10 @@ def main() -> None:
         for s in range(args.studies):  # the rest in bulk, as compaction would leave them
             study = f"study_{s:02d}"
             start = args.timed_appends if s == 0 else 0
-            rows = [fake_row(study, i, rng) for i in range(start, per_study)]
+            rows = [fake_record(study, i, rng) for i in range(start, per_study)]
             folder = lb.leaderboard_dir(root) / study
             folder.mkdir(parents=True, exist_ok=True)
-            pq.write_table(pa.Table.from_pylist(rows, schema=lb.SCHEMA), folder / "bulk.parquet")
+            pq.write_table(pa.Table.from_pylist([r.to_row() for r in rows], schema=lb.SCHEMA), folder / "bulk.parquet")
             lb.compact(root, study)
         loads = []
         for _ in range(5):

@@ -13,8 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.search import run_search
-from harness.spec import SearchSpec
+from harness import SearchSpec, run_search
 
 
 def main() -> None:

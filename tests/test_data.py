@@ -1,4 +1,4 @@
-"""harness.data: real datasets (scikit-learn digits, the shared IDX/JPG files, PNG trees)."""
+"""harness._data: real datasets (scikit-learn digits, the shared IDX/JPG files, PNG trees)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import gzip
 import math
 import re
 import struct
+import subprocess
+import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -13,16 +16,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.data import (
+from harness._data import (
     CIFAR10_CLASSES,
     FASHION_MNIST_CLASSES,
+    SOURCES,
+    DatasetSource,
+    _images,
+    describe,
     load_dataset,
     load_raw,
     locate,
     read_idx,
+    search_roots,
 )
-from harness.errors import DataError
-from harness.spec import DatasetSpec
+from harness._errors import DataError
+from harness._spec import DATASETS, DatasetSpec
 
 DIGITS = [str(i) for i in range(10)]
 DIGITS_TOTAL = 1797  # scikit-learn's load_digits
@@ -34,6 +42,47 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "cache"
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(path))
     return path
+
+
+@pytest.fixture
+def decoded(monkeypatch) -> list:
+    """The source of every image decoded from here on (a spy calling the real decoder)."""
+    calls = []
+    real = _images.decode
+
+    def spy(source, size):
+        calls.append(source)
+        return real(source, size)
+
+    monkeypatch.setattr(_images, "decode", spy)
+    return calls
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_registry_has_one_source_per_spec_dataset_name():
+    assert sorted(SOURCES) == sorted(DATASETS)
+    for name, source in SOURCES.items():
+        assert isinstance(source, DatasetSource) and source.name == name
+
+
+def test_unknown_dataset_name_is_a_data_error():
+    with pytest.raises(DataError, match="'imagenet' is not a known dataset"):
+        locate("imagenet")
+
+
+def test_import_loads_no_framework():
+    code = "import sys, harness._data; print([m for m in ('keras', 'tensorflow') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_describe_array_dataset_applies_size_and_classes():
+    spec = DatasetSpec(name="digits", image_size=(16, 12), classes=["7", "2"])
+    assert describe(spec) == ("bundled with scikit-learn", (16, 12, 1), ["2", "7"])
+    with pytest.raises(DataError, match=r"dataset.classes: \['ten'\] not in digits"):
+        describe(DatasetSpec(name="digits", classes=["1", "ten"]))
 
 
 # --------------------------------------------------------------------------- digits
@@ -405,13 +454,13 @@ def test_image_folder_without_train_and_test_raises(tmp_path):
     for cls, color in (("cat", RED), ("dog", BLUE)):
         (root / cls).mkdir(parents=True)
         Image.new("RGB", (8, 8), color).save(root / cls / "0.png")
-    with pytest.raises(DataError, match=r"train/<class>.*test/<class>"):
+    with pytest.raises(DataError, match=r"train/<class>.*test/<class>.*\(missing: train, test;"):
         load_raw(folder_spec(root), data_dir=tmp_path)
 
 
 def test_image_folder_with_only_train_raises(tmp_path):
     root = make_tree(tmp_path / "half", splits=("train",), per_class=(2,))
-    with pytest.raises(DataError, match="test"):
+    with pytest.raises(DataError, match=r"\(missing: test;"):
         load_raw(folder_spec(root), data_dir=tmp_path)
 
 
@@ -421,3 +470,115 @@ def test_image_folder_test_class_missing_from_train_raises(tmp_path):
     Image.new("RGB", (8, 8), (0, 255, 0)).save(root / "test" / "bird" / "0.png")
     with pytest.raises(DataError, match="bird"):
         load_raw(folder_spec(root, image_size=(8, 8)), data_dir=tmp_path)
+
+
+def test_image_folder_describe_decodes_nothing(tmp_path, decoded):
+    root = make_tree(tmp_path / "pets")
+    # The first image by name is test/cat/000.png, 10 wide and 12 high.
+    assert describe(folder_spec(root)) == (str(root), (12, 10, 3), ["cat", "dog"])
+    spec = folder_spec(root, image_size=(16, 16), classes=["dog", "cat"])
+    assert describe(spec) == (str(root), (16, 16, 3), ["cat", "dog"])
+    with pytest.raises(DataError, match=r"dataset.classes: \['cow'\] not in image_folder"):
+        describe(folder_spec(root, classes=["cat", "cow"]))
+    assert decoded == []
+
+
+# --------------------------------------------------------------------------- choosing files before decoding
+
+COLORS = {"bird": 1, "cat": 0, "dog": 2}  # the channel at 255; the others grow with the index
+
+
+def make_distinct_tree(root: Path, per_class=(12, 3)) -> Path:
+    """Three classes of images that all differ, so each selected image can be told apart."""
+    for split, count in zip(("train", "test"), per_class, strict=True):
+        for cls, channel in COLORS.items():
+            folder = root / split / cls
+            folder.mkdir(parents=True)
+            for i in range(count):
+                color = [10 * i + 5] * 3
+                color[channel] = 255
+                Image.new("RGB", SIZES[i % len(SIZES)], tuple(color)).save(folder / f"{i:03d}.png")
+    return root
+
+
+def tarred(root: Path) -> Path:
+    path = root.with_suffix(".tar.gz")
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(root, arcname=root.name)
+    return path
+
+
+def select_as_before(spec: DatasetSpec, seed: int, data_dir: Path):
+    """Decode the whole tree, then subset and limit the arrays: the path this package replaced."""
+    from sklearn.model_selection import train_test_split
+
+    full = load_raw(folder_spec(spec.path, image_size=spec.image_size), data_dir=data_dir)
+    keep = [full.class_names.index(c) for c in sorted(spec.classes)]
+
+    def subset(x, y):
+        mask = np.isin(y, keep)
+        return x[mask], np.searchsorted(keep, y[mask])
+
+    x_train, y_train = subset(full.x_train, full.y_train)
+    x_train, _, y_train, _ = train_test_split(
+        x_train, y_train, train_size=spec.limit_train, stratify=y_train, random_state=seed
+    )
+    return x_train, y_train, *subset(full.x_test, full.y_test)
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["folder", "tarball"])
+@pytest.mark.parametrize("seed", [0, 7])
+def test_classes_and_limit_choose_files_before_decoding(tmp_path, decoded, packed, seed):
+    root = make_distinct_tree(tmp_path / "zoo")
+    path = tarred(root) if packed else root
+    spec = folder_spec(path, classes=["dog", "cat"], image_size=(8, 8), limit_train=16, validation_split=0.25)
+    x_train, y_train, x_test, y_test = select_as_before(spec, seed, tmp_path)
+    assert len(decoded) == 3 * (12 + 3)
+    decoded.clear()
+
+    raw = SOURCES["image_folder"].load(spec, search_roots(tmp_path), seed)
+
+    assert len(decoded) == 16 + 2 * 3  # the drawn training images and the two classes' test images
+    if not packed:
+        assert all(p.parent.name in ("cat", "dog") for p in decoded)
+    assert raw.class_names == ["cat", "dog"]
+    assert np.array_equal(raw.x_train, x_train) and np.array_equal(raw.y_train, y_train)
+    assert np.array_equal(raw.x_test, x_test) and np.array_equal(raw.y_test, y_test)
+
+    # load_dataset splits exactly that selection, without selecting again.
+    from sklearn.model_selection import train_test_split
+
+    ds = load_dataset(spec, seed=seed)
+    x_tr, x_val, y_tr, y_val = train_test_split(
+        x_train, y_train, test_size=0.25, stratify=y_train, random_state=seed
+    )
+    assert np.array_equal(ds.x_train, x_tr) and np.array_equal(ds.y_val, y_val)
+    assert np.array_equal(ds.x_val, x_val) and np.array_equal(ds.x_test, x_test)
+    assert ds.name == "image_folder[dog,cat]"
+    assert len(decoded) == 16 + 2 * 3  # the second load came from the cache
+
+
+def test_image_folder_cache_key_holds_the_selection(tmp_path, decoded, cache_dir):
+    root = make_distinct_tree(tmp_path / "zoo")
+    roots = search_roots(tmp_path)
+
+    def pick(classes, seed):
+        spec = folder_spec(root, classes=classes, image_size=(8, 8), limit_train=10)
+        return SOURCES["image_folder"].load(spec, roots, seed)
+
+    first = load_raw(folder_spec(root, classes=["cat", "dog"], image_size=(8, 8)), data_dir=tmp_path)
+    picked, other_seed = pick(["cat", "dog"], 0), pick(["cat", "dog"], 1)
+    same_classes = pick(["dog", "cat"], 0)
+
+    assert len(first.y_train) == 36 and len(picked.y_train) == len(other_seed.y_train) == 10
+    assert not np.array_equal(picked.x_train, other_seed.x_train)
+    assert np.array_equal(same_classes.x_train, picked.x_train)  # the order of `classes` does not matter
+    assert len(list(cache_dir.glob("*.npz"))) == 3
+    assert len(decoded) == 3 * 15 + 2 * (10 + 6)
+
+
+def test_image_folder_unknown_class_decodes_nothing(tmp_path, decoded):
+    root = make_distinct_tree(tmp_path / "zoo")
+    with pytest.raises(DataError, match=r"dataset.classes: \['cow'\] not in image_folder; allowed: \['bird'"):
+        load_dataset(folder_spec(root, classes=["cat", "cow"]), data_dir=tmp_path)
+    assert decoded == []

@@ -1,0 +1,142 @@
+"""Image trees: `train/<class>/*` and `test/<class>/*` in a folder or tarball.
+
+The spec's classes and limit_train choose files by name before any image is decoded,
+so a two-class, 1,000-image search over a large tree decodes about 1,000 images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness._data._images import (
+    IMAGE_SUFFIXES,
+    cache_file,
+    decode_all,
+    image_size,
+    list_images,
+    read_cache,
+    read_images,
+    write_cache,
+)
+from harness._data._registry import DatasetSource, Description, register
+from harness._data._split import Labels, RawData, select_classes, training_subset
+from harness._errors import DataError
+from harness._spec import DatasetSpec
+
+ClassCheck = Callable[[Path, list[str]], None]  # raises DataError for unexpected class folders
+
+
+@dataclass(frozen=True)
+class ImageTree:
+    """The image names of a tree by split and class, listed without reading any image."""
+
+    path: Path
+    names: list[str]  # every image, sorted: the same order on every machine
+    splits: dict[str, dict[str, list[str]]]  # split -> class -> sorted names
+
+    @classmethod
+    def scan(cls, path: Path) -> ImageTree:
+        """List and check the tree; DataError unless both splits have class folders."""
+        names = list_images(path)
+        splits: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
+        for name in names:
+            parts = name.split("/")
+            if len(parts) >= 3 and parts[-3] in splits:
+                splits[parts[-3]].setdefault(parts[-2], []).append(name)
+        missing = [split for split, by_class in splits.items() if not by_class]
+        if missing:
+            raise DataError(
+                f"dataset.path: {path} has no train/<class>/<image> and test/<class>/<image> files "
+                f"(missing: {', '.join(missing)}; image suffixes: {sorted(IMAGE_SUFFIXES)})."
+            )
+        unknown = sorted(set(splits["test"]) - set(splits["train"]))
+        if unknown:
+            raise DataError(f"dataset.path: {path}/test has classes missing from train: {unknown}.")
+        return cls(path, names, splits)
+
+    @property
+    def classes(self) -> list[str]:
+        """The train/ class folders, sorted: label i is classes[i]."""
+        return sorted(self.splits["train"])
+
+    def first_size(self) -> tuple[int, int]:
+        """(h, w) of the first image by name: the size of all when no image_size is given."""
+        return image_size(read_images(self.path, self.names[:1])[0])
+
+    def files(self, split: str, classes: list[str]) -> tuple[list[str], Labels]:
+        """Names and labels (index in `classes`) of a split's images, class by class."""
+        by_class = self.splits[split]
+        names = [n for c in classes for n in by_class.get(c, [])]
+        labels = [i for i, c in enumerate(classes) for _ in by_class.get(c, [])]
+        return names, np.asarray(labels, np.int64)
+
+
+def read_tree(path: Path, spec: DatasetSpec, seed: int, check: ClassCheck | None = None) -> RawData:
+    """The spec's selection of a tree, decoding only the chosen images; cached.
+
+    Classes are relabelled 0..k-1 in sorted order and `limit_train` is the same seeded,
+    stratified draw as on arrays, so the images equal decoding all, then selecting.
+    The cache key holds the selection and every file's size and mtime.
+    """
+    limit = spec.limit_train
+    selection = (spec.image_size, sorted(spec.classes or []), limit, seed if limit is not None else None)
+    cached_at = cache_file(path, repr(selection))
+    cached = read_cache(cached_at)
+    if cached is not None:
+        return RawData(
+            cached["x_train"], cached["y_train"], cached["x_test"], cached["y_test"],
+            [str(c) for c in cached["class_names"]], str(path),
+        )  # fmt: skip
+    tree = ImageTree.scan(path)
+    if check is not None:
+        check(path, tree.classes)
+    classes = select_classes(tree.classes, spec.classes, spec.name) if spec.classes else tree.classes
+    train, y_train = tree.files("train", classes)
+    keep = training_subset(y_train, limit, seed)
+    if keep is not None:
+        train, y_train = [train[i] for i in keep], y_train[keep]
+    test, y_test = tree.files("test", classes)
+    size = spec.image_size or tree.first_size()
+    x = decode_all(read_images(path, train + test), size)
+    raw = RawData(x[: len(train)], y_train, x[len(train) :], y_test, classes, str(path))
+    write_cache(
+        cached_at,
+        {"x_train": raw.x_train, "y_train": raw.y_train, "x_test": raw.x_test, "y_test": raw.y_test,
+         "class_names": np.array(raw.class_names)},
+    )  # fmt: skip
+    return raw
+
+
+@register
+class ImageFolder(DatasetSource):
+    """Any tree named by `dataset.path`: absolute, relative to the working dir, or to a root."""
+
+    name = "image_folder"
+
+    def locate(self, roots: list[Path]) -> None:
+        return None  # no fixed place: each spec names its own path
+
+    def published(self, spec: DatasetSpec, roots: list[Path]) -> Description:
+        tree = ImageTree.scan(self._path(spec, roots))
+        return str(tree.path), (*tree.first_size(), 3), tree.classes
+
+    def load(self, spec: DatasetSpec, roots: list[Path], seed: int) -> RawData:
+        return read_tree(self._path(spec, roots), spec, seed)
+
+    @staticmethod
+    def _path(spec: DatasetSpec, roots: list[Path]) -> Path:
+        if not spec.path:
+            raise DataError("dataset.path: image_folder needs a path to a folder with train/ and test/.")
+        candidates = [Path(spec.path).expanduser()] + [root / spec.path for root in roots]
+        for candidate in candidates:
+            if candidate.exists():
+                return candidate
+        raise DataError(
+            f"dataset.path: {spec.path!r} was not found (looked in: the working directory, "
+            f"{', '.join(map(str, roots))}). Pass an existing folder with train/<class>/ and "
+            "test/<class>/, or set --data-dir."
+        )
