@@ -73,7 +73,9 @@ def main() -> None:
             rows = [fake_record(study, i, rng) for i in range(start, per_study)]
             folder = lb.leaderboard_dir(root) / study
             folder.mkdir(parents=True, exist_ok=True)
-            pq.write_table(pa.Table.from_pylist([r.to_row() for r in rows], schema=lb.SCHEMA), folder / "bulk.parquet")
+            pq.write_table(
+                pa.Table.from_pylist([r.to_row() for r in rows], schema=lb.SCHEMA), folder / "bulk.parquet"
+            )
             lb.compact(root, study)
         loads = []
         for _ in range(5):

@@ -126,7 +126,7 @@ def markdown(table: pd.DataFrame) -> str:
     if {"baseline_test_accuracy", "search_test_accuracy"} <= set(table):
         gain = (table["search_test_accuracy"] - table["baseline_test_accuracy"]) * 100
         shown["search - baseline"] = gain.map(lambda g: "" if pd.isna(g) else f"{g:+.2f} pt")
-    return shown.to_markdown(index=False) + "\n"
+    return str(shown.to_markdown(index=False)) + "\n"
 
 
 def _pct(value: Any) -> str:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from harness._export import load_trial_model, trial_data
+from harness._storage import atomic_write
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,6 @@ def confusion_png(confusion: pd.DataFrame, path: str | Path, title: str) -> Path
     )
     ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    atomic_write(path, lambda stream: fig.savefig(stream, format="png", dpi=120))
     plt.close(fig)
-    return path
+    return Path(path)

@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -184,7 +186,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def predict_images(model_dir: str | Path, images: list[str | Path], top: int = 3) -> list[dict]:
+@dataclass(frozen=True)
+class Prediction:
+    """One image's top classes, most probable first."""
+
+    image: str
+    top: list[tuple[str, float]]
+
+
+def predict_images(model_dir: str | Path, images: Sequence[str | Path], *, top: int = 3) -> list[Prediction]:
     """Classify image files with an exported model: the top classes with probabilities."""
     from PIL import Image
 
@@ -198,8 +208,8 @@ def predict_images(model_dir: str | Path, images: list[str | Path], top: int = 3
     for image in images:
         try:
             with Image.open(image) as img:
-                img = img.convert("L" if channels == 1 else "RGB").resize((width, height), 3)
-                batch.append(np.asarray(img, np.uint8).reshape(height, width, channels))
+                pixels = img.convert("L" if channels == 1 else "RGB").resize((width, height), 3)
+                batch.append(np.asarray(pixels, np.uint8).reshape(height, width, channels))
         except (OSError, ValueError) as exc:
             raise ExportError(f"{image}: not a readable image ({exc}).") from None
     keras = _import_keras(card["versions"].get("backend"))
@@ -209,5 +219,5 @@ def predict_images(model_dir: str | Path, images: list[str | Path], top: int = 3
     results = []
     for image, p in zip(images, probs, strict=True):
         order = np.argsort(p)[::-1][:top]
-        results.append({"image": str(image), "top": [(names[i], float(p[i])) for i in order]})
+        results.append(Prediction(str(image), [(names[i], float(p[i])) for i in order]))
     return results

@@ -128,7 +128,7 @@ def compile_model(model: keras.Model, config: Mapping[str, Any]) -> keras.Model:
 
 
 @keras.saving.register_keras_serializable(package="harness")
-class RandomShift(layers.Layer):
+class RandomShift(layers.Layer):  # type: ignore[misc]
     """Shift images by up to `factor` of their size: zero-pad, then crop at a random offset.
 
     One offset per batch keeps it to a pad and a slice on every backend.
@@ -149,7 +149,7 @@ class RandomShift(layers.Layer):
         dx = keras.random.randint((), 0, 2 * pad_w + 1, seed=self.generator)
         return ops.slice(padded, [0, dy, dx, 0], [ops.shape(images)[0], height, width, images.shape[3]])
 
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
 
     def get_config(self) -> dict[str, Any]:

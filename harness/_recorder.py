@@ -50,7 +50,7 @@ class _Seen:
     epoch_times: list[float] = field(default_factory=list)
 
 
-class LeaderboardRecorder(Callback):  # type: ignore[misc]
+class LeaderboardRecorder(Callback):
     """Writes one atomic row per finished trial: completed, pruned or failed."""
 
     def __init__(self, ctx: TrialContext, *, results_dir: str, run_dir: str, keep_models: int | None,
@@ -61,7 +61,7 @@ class LeaderboardRecorder(Callback):  # type: ignore[misc]
         self.keeper: ModelKeeper | None = None
         self.setup_time = 0.0
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, *args: Any, **info: Any) -> None:
         """Also called on resume: re-read the study's kept models once, not per trial."""
         self.setup_time = now().timestamp()
         if self.keep_models is not None:
@@ -154,7 +154,7 @@ class LeaderboardRecorder(Callback):  # type: ignore[misc]
             self.keeper.add(record)
 
 
-class SearchProgress(Callback):  # type: ignore[misc]
+class SearchProgress(Callback):
     """Counts running/completed/pruned/failed trials and the best value so far.
 
     It holds only counts; the drawing is `LiveProgress.current`'s.
@@ -165,7 +165,7 @@ class SearchProgress(Callback):  # type: ignore[misc]
         self.counts = {"running": 0, "completed": 0, "pruned": 0, "failed": 0}
         self.best: float | None = None
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, *args: Any, **info: Any) -> None:
         self.counts["running"] = 0  # a resumed run restarts its unfinished trials
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from harness._progress import LiveProgress
 from harness._query import load_leaderboard
 from harness._space import TRIAL_NUMBER, suggest
 from harness._spec import SearchSpec, save_spec
+from harness._storage import write_text
 from harness._trial import TrialContext, run_trial, worker_env
 
 if TYPE_CHECKING:
@@ -56,8 +58,7 @@ def run_search(
     _check_resources(spec)
     ensure_format(results)
     save_spec(spec, results)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / SPEC_HASH_FILE).write_text(spec.spec_hash())
+    write_text(run_dir / SPEC_HASH_FILE, spec.spec_hash())
     ctx = _context(spec, data, results, run_dir.name, backend)
     with LiveProgress(spec.study, spec.search.trials, console):
         _tuner(spec, ctx, data, results, run_dir, resume).fit()
@@ -107,7 +108,7 @@ def _check_resources(spec: SearchSpec) -> None:
     """A trial that can never be placed would leave the search pending forever."""
     import ray
 
-    available = ray.cluster_resources()
+    available: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
     for key, field in (("CPU", "cpus_per_trial"), ("GPU", "gpus_per_trial")):
         need = getattr(spec.resources, field)
         if need > 0 and need > available.get(key, 0):
@@ -131,7 +132,7 @@ def _init_ray(address: str | None, env: dict[str, str]) -> None:
             runtime_env={"env_vars": env},
             include_dashboard=False,
             log_to_driver=False,
-            logging_level="ERROR",
+            logging_level=logging.ERROR,
         )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ArgumentError(
@@ -222,7 +223,7 @@ def _scheduler(spec: SearchSpec) -> Any:
 
     sched = spec.search.scheduler
     if sched.name == "none":
-        return FIFOScheduler()
+        return FIFOScheduler()  # type: ignore[no-untyped-call]
     return ASHAScheduler(
         metric=spec.objective.metric,
         mode=spec.objective.direction,

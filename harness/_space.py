@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -174,10 +174,14 @@ def parse_entry(name: str, raw: Any) -> Distribution | Value | list[Value]:
     if param.kind == "float":
         raw = _floats(raw)
     if isinstance(raw, dict):
-        kinds = {"int": IntDist, "float": FloatDist, "categorical": CategoricalDist}
+        kinds: dict[str, type[Distribution]] = {
+            "int": IntDist,
+            "float": FloatDist,
+            "categorical": CategoricalDist,
+        }
         if raw.get("type") not in kinds:
             raise ValueError(f"type must be one of {list(kinds)}; got {raw.get('type')!r}")
-        dist = kinds[raw["type"]].model_validate(raw)
+        dist: Distribution = kinds[raw["type"]].model_validate(raw)
         _check_dist(name, param, dist)
         return dist
     if isinstance(raw, list):
@@ -187,9 +191,10 @@ def parse_entry(name: str, raw: Any) -> Distribution | Value | list[Value]:
             raise ValueError("a list of per-block values must not be empty")
         for i, value in enumerate(raw, 1):
             _check_value(name, value, f"block {i} value")
-        return raw
+        return list(raw)
     _check_value(name, raw, "the fixed value")
-    return raw
+    fixed: Value = raw
+    return fixed
 
 
 def _floats(raw: Any) -> Any:
@@ -277,10 +282,10 @@ def suggest(trial: optuna.Trial, space: Mapping[str, Any]) -> dict[str, Value]:
         if name in GROUP_SIZES:
             continue
         group = PARAMETERS[name].group
-        if isinstance(entry, list):
+        if isinstance(entry, list) and group is not None:
             fixed.update({f"{name}_{i}": entry[i - 1] for i in range(1, counts[group] + 1)})
-        elif isinstance(entry, _Dist) and entry.per_block:
-            for i in range(1, counts[group] + 1):  # type: ignore[index]
+        elif isinstance(entry, _Dist) and entry.per_block and group is not None:
+            for i in range(1, counts[group] + 1):
                 _sample(trial, f"{name}_{i}", entry, fixed)
         else:
             _sample(trial, name, entry, fixed)
@@ -313,14 +318,17 @@ class _FirstTrial:
 
 
 def _sample(trial: optuna.Trial, key: str, entry: Any, fixed: dict[str, Value]) -> Value:
+    """Sample a distribution under `key`, or record a fixed value in `fixed`."""
+    value: Value
     if isinstance(entry, IntDist):
-        return trial.suggest_int(key, entry.low, entry.high, step=entry.step, log=entry.log)
-    if isinstance(entry, FloatDist):
-        return trial.suggest_float(key, entry.low, entry.high, step=entry.step, log=entry.log)
-    if isinstance(entry, CategoricalDist):
-        return trial.suggest_categorical(key, entry.choices)
-    fixed[key] = entry
-    return entry
+        value = trial.suggest_int(key, entry.low, entry.high, step=entry.step, log=entry.log)
+    elif isinstance(entry, FloatDist):
+        value = trial.suggest_float(key, entry.low, entry.high, step=entry.step, log=entry.log)
+    elif isinstance(entry, CategoricalDist):
+        value = cast(Value, trial.suggest_categorical(key, entry.choices))  # choices hold no None
+    else:
+        value = fixed[key] = entry
+    return value
 
 
 def resolve(config: Mapping[str, Any], name: str, block: int | None = None) -> Any:

@@ -34,7 +34,7 @@ def filesystem(location: str | Path) -> tuple[pafs.FileSystem, str]:
 
 
 def _renames(fs: pafs.FileSystem) -> bool:
-    return fs.type_name == "local"
+    return bool(fs.type_name == "local")
 
 
 def atomic_write(target: str | Path, write: Writer, *, fs: pafs.FileSystem | None = None) -> str:
@@ -67,7 +67,10 @@ def atomic_write(target: str | Path, write: Writer, *, fs: pafs.FileSystem | Non
 
 
 def write_bytes(target: str | Path, data: bytes) -> str:
-    return atomic_write(target, lambda stream: stream.write(data) and None)
+    def write(stream: IO[bytes]) -> None:
+        stream.write(data)
+
+    return atomic_write(target, write)
 
 
 def write_text(target: str | Path, text: str) -> str:

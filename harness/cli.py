@@ -269,8 +269,8 @@ def predict(
     """Classify image files with an exported model."""
 
     for result in predict_images(model, images, top=top):
-        ranked = ", ".join(f"{name} {p:.1%}" for name, p in result["top"])
-        console.print(f"{result['image']}: {ranked}", highlight=False)
+        ranked = ", ".join(f"{name} {p:.1%}" for name, p in result.top)
+        console.print(f"{result.image}: {ranked}", highlight=False)
 
 
 @app.command()

@@ -108,9 +108,9 @@ def test_predict_classifies_real_test_images_like_the_model(results, tmp_path):
 
     expected = keras.saving.load_model(tmp_path / "m" / "model.keras").predict(data.x_test[:6], verbose=0)
     for result, probs in zip(predictions, expected, strict=True):
-        assert result["top"][0][0] == str(int(np.argmax(probs)))
-        assert result["top"][0][1] == pytest.approx(float(probs.max()), abs=1e-5)
-        assert len(result["top"]) == 2
+        assert result.top[0][0] == str(int(np.argmax(probs)))
+        assert result.top[0][1] == pytest.approx(float(probs.max()), abs=1e-5)
+        assert len(result.top) == 2
     out = subprocess.run(
         [sys.executable, "-m", "harness", "predict", "--model", str(tmp_path / "m"), *map(str, paths[:2])],
         capture_output=True, text=True,

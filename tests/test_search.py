@@ -163,16 +163,16 @@ def test_api_errors_name_the_python_argument(tmp_path, write_spec):
 
 
 def test_rows_carry_the_new_columns_and_failed_rows_keep_their_epochs(tmp_path, local_ray, write_spec):
-    """A learning rate of 50 with SGD makes the loss NaN: the failed row keeps its 2 epochs."""
-    space = {"conv_blocks": 1, "filters": 4, "dense_units": 8, "optimizer": "sgd",
-             "learning_rate": {"type": "categorical", "choices": [0.01, 50.0]}}  # fmt: skip
+    """A learning rate of 10 (SGD, elu) makes the loss NaN: the failed row keeps its 2 epochs."""
+    space = {"conv_blocks": 1, "filters": 64, "dense_units": 256, "optimizer": "sgd", "activation": "elu",
+             "learning_rate": {"type": "categorical", "choices": [0.01, 10.0]}}  # fmt: skip
     path = write_spec(
         space=space,
         search={"trials": 4, "max_epochs": 2, "sampler": "random", "seed": 3, "scheduler": {"name": "none"}},
         training={"early_stopping": None},
     )
     frame = run_search(load_spec(path), results_dir=tmp_path / "r")
-    nan = frame[frame.hp_learning_rate == 50.0]
+    nan = frame[frame.hp_learning_rate == 10.0]
     assert len(nan) >= 1 and nan["status"].eq("failed").all()
     assert nan["error"].str.contains("NaN").all() and nan["error_kind"].eq("user").all()
     assert nan["epochs_run"].eq(2).all() and nan["params"].gt(0).all()
