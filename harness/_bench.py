@@ -98,7 +98,7 @@ def summarize(kind: str, spec: SearchSpec, frame: pd.DataFrame, wall_s: float) -
         f"{kind}_params": None if best is None else int(best["params"]),
         f"{kind}_trials": len(rows),
         f"{kind}_wall_s": round(wall_s, 1),
-        f"{kind}_cpu_s": round(trial_s * spec.resources.cpus_per_trial, 1),
+        f"{kind}_cpu_s": round(float((rows["total_time_s"].fillna(0) * rows["cpus"].fillna(0)).sum()), 1),
         f"{kind}_gpu_s": round(trial_s * spec.resources.gpus_per_trial, 1),
         f"{kind}_trial": None if best is None else best["trial_id"],
     }

@@ -108,6 +108,7 @@ class TrialRecord:
     evaluate_s: float | None = None
     save_s: float | None = None
     params: int | None = None
+    cpus: float | None = None  # CPUs the trial was given (resolved from `cpus_per_trial: auto`)
     feasible: bool | None = None  # null: the study has no constraints
     stop_reason: StopReason | None = None
     error: str | None = None
@@ -171,10 +172,11 @@ class EpochReport:
 
 @dataclass(frozen=True, kw_only=True)
 class FinalReport:
-    """What a worker sends once, when its trial has completed or failed."""
+    """What a worker sends once: with its last epoch when completed, alone when failed."""
 
     record: TrialRecord
     traceback: str | None = None  # set for internal errors: saved beside the run
+    epoch: EpochRecord | None = None  # the last epoch, when the final record travels with it
 
 
 _HP_KEYS = frozenset(column_names())

@@ -123,6 +123,7 @@ class LeaderboardRecorder(Callback):
             objective_metric=self.ctx.objective_metric,
             objective_mode=self.ctx.objective_mode,
             spec_hash=self.ctx.spec_hash,
+            cpus=self.ctx.cpus,
             stop_reason=reason,
             finished_at=now(),
             epochs_run=len(seen.epoch_times),
@@ -162,25 +163,26 @@ class SearchProgress(Callback):
 
     def __init__(self, metric: str, mode: str) -> None:
         self.metric, self.mode = metric, mode
-        self.counts = {"running": 0, "completed": 0, "pruned": 0, "failed": 0}
+        self.counts = {"completed": 0, "pruned": 0, "failed": 0}
+        self.running: set[str] = set()  # a set: a paused trial starts again
         self.best: float | None = None
 
     def setup(self, *args: Any, **info: Any) -> None:
-        self.counts["running"] = 0  # a resumed run restarts its unfinished trials
+        self.running.clear()  # a resumed run restarts its unfinished trials
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self.counts["running"] += 1
+        self.running.add(trial.trial_id)
         self._refresh()
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         report = (trial.last_result or {}).get(REPORT_KEY)
         if isinstance(report, FinalReport):
-            self._finish(report.record.status, getattr(report.record, self.metric))
+            self._finish(trial, report.record.status, getattr(report.record, self.metric))
         else:
-            self._finish(TrialStatus.PRUNED, None)
+            self._finish(trial, TrialStatus.PRUNED, None)
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self._finish(TrialStatus.FAILED, None)
+        self._finish(trial, TrialStatus.FAILED, None)
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any],
                         **info: Any) -> None:  # fmt: skip
@@ -189,8 +191,8 @@ class SearchProgress(Callback):
             self._consider(report.epoch.metric(self.metric))
         self._refresh()
 
-    def _finish(self, status: TrialStatus, value: float | None) -> None:
-        self.counts["running"] = max(0, self.counts["running"] - 1)
+    def _finish(self, trial: Trial, status: TrialStatus, value: float | None) -> None:
+        self.running.discard(trial.trial_id)
         self.counts[str(status)] += 1
         self._consider(value)
         self._refresh()
@@ -205,9 +207,9 @@ class SearchProgress(Callback):
         live = LiveProgress.current
         if live is None:
             return
-        done = self.counts["completed"] + self.counts["pruned"] + self.counts["failed"]
+        done = sum(self.counts.values())
         best = "-" if self.best is None else f"{self.best:.4f}"
-        counts = ", ".join(f"{k} {v}" for k, v in self.counts.items())
+        counts = ", ".join(f"{k} {v}" for k, v in {"running": len(self.running), **self.counts}.items())
         live.show(done, f"{counts} | best {self.metric} {best}")
 
 

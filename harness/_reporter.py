@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import keras
 
-from harness._record import REPORT_KEY, EpochRecord, EpochReport, Provenance, now
+from harness._record import EpochRecord, now
 
 
 class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
-    """Reports each epoch to Ray Tune as an `EpochReport` (backend-neutral, unlike Ray's TF-only one).
+    """Hands each finished epoch to `on_epoch(record, logs, last)`; the trial decides what to report.
 
-    It also checks, every few batches, whether Ray asked the trial to stop between
-    reports (time budget, Ctrl-C), so the worker is freed mid-epoch. (A scheduler's stop
-    arrives at a report, where Ray ends the trial itself.)
+    `last` is true for the epoch after which fit ends (the last epoch, or EarlyStopping's
+    stop, which runs before this callback): its report carries the trial's final record,
+    so no extra report (and no extra scheduler iteration) follows the epochs. It also
+    checks, every few batches, whether Ray asked the trial to stop between reports (time
+    budget, Ctrl-C), so the worker is freed mid-epoch.
     """
 
     def __init__(
@@ -26,22 +28,27 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
         *,
         study: str,
         trial_id: str,
-        params: int,
-        provenance: Provenance,
-        started_at: datetime,
-        report: Callable[[dict[str, Any]], None],
+        on_epoch: Callable[[EpochRecord, dict[str, float], bool], None],
         stop_requested: Callable[[], bool],
+        epochs: list[EpochRecord] | None = None,
     ) -> None:
         super().__init__()
-        self.study, self.trial_id, self.param_count = study, trial_id, params
-        self.provenance, self.started_at = provenance, started_at
-        self._report, self._stop_requested = report, stop_requested
-        self.epochs: list[EpochRecord] = []
+        self.study, self.trial_id = study, trial_id
+        self._on_epoch, self._stop_requested = on_epoch, stop_requested
+        self.epochs: list[EpochRecord] = list(epochs or [])  # a resumed trial's earlier epochs
         self._t0 = 0.0
 
     @property
     def epoch_times(self) -> list[float]:
         return [e.epoch_s or 0.0 for e in self.epochs]
+
+    def history(self) -> dict[str, list[float]]:
+        """Keras' `History.history` over every epoch, earlier attempts' included."""
+        keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+        return {
+            k: [math.nan if getattr(e, k) is None else float(getattr(e, k)) for e in self.epochs]
+            for k in keys
+        }
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._t0 = time.perf_counter()
@@ -51,32 +58,25 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
             sys.exit(0)  # how Ray's own session ends a stopped function trainable
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        logs = logs or {}
+        metrics = {k: float(v) for k, v in (logs or {}).items()}
         record = EpochRecord(
             study=self.study,
             trial_id=self.trial_id,
             epoch=epoch + 1,
-            loss=_float(logs.get("loss")),
-            accuracy=_float(logs.get("accuracy")),
-            val_loss=_float(logs.get("val_loss")),
-            val_accuracy=_float(logs.get("val_accuracy")),
+            loss=metrics.get("loss"),
+            accuracy=metrics.get("accuracy"),
+            val_loss=metrics.get("val_loss"),
+            val_accuracy=metrics.get("val_accuracy"),
             learning_rate=self._learning_rate(),
             epoch_s=time.perf_counter() - self._t0,
             finished_at=now(),
         )
         self.epochs.append(record)
-        report = EpochReport(
-            epoch=record, params=self.param_count, started_at=self.started_at, provenance=self.provenance
-        )
-        metrics = {k: float(v) for k, v in logs.items()}
-        self._report({**metrics, "epoch": record.epoch, REPORT_KEY: report})
+        last = epoch + 1 >= int(self.params.get("epochs", 0)) or bool(self.model.stop_training)
+        self._on_epoch(record, metrics, last)
 
     def _learning_rate(self) -> float | None:
         try:
             return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         except (AttributeError, TypeError, ValueError):  # informative only
             return None
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)

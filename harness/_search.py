@@ -20,7 +20,8 @@ from harness._errors import ArgumentError, HarnessError, InternalError
 from harness._leaderboard import compact, ensure_format
 from harness._progress import LiveProgress
 from harness._query import load_leaderboard
-from harness._space import TRIAL_NUMBER, suggest
+from harness._resources import Placement, place
+from harness._space import START_POINT, TRIAL_NUMBER, suggest
 from harness._spec import SearchSpec, save_spec
 from harness._storage import write_text
 from harness._trial import TrialContext, run_trial, worker_env
@@ -51,20 +52,21 @@ def run_search(
     """
     console = console or Console(stderr=True)
     backend = check_backend(backend or os.environ.get("KERAS_BACKEND") or "tensorflow")
+    _check_sampler(spec)
     results = Path(results_dir).resolve()
     run_dir = _run_dir(results, spec, resume)
     data = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
-    _init_ray(address, worker_env(backend, spec.resources.cpus_per_trial))
-    _check_resources(spec)
+    placement = place(spec, _init_ray(address, worker_env(backend)))
     ensure_format(results)
     save_spec(spec, results)
     write_text(run_dir / SPEC_HASH_FILE, spec.spec_hash())
-    ctx = _context(spec, data, results, run_dir.name, backend)
+    ctx = _context(spec, data, results, run_dir.name, backend, placement)
     with LiveProgress(spec.study, spec.search.trials, console):
-        _tuner(spec, ctx, data, results, run_dir, resume).fit()
+        _tuner(spec, ctx, data, results, run_dir, resume, placement).fit()
     compact(results, spec.study)
     frame = load_leaderboard(results, spec.study)
     frame.attrs["run_id"] = run_dir.name
+    frame.attrs["cpus_per_trial"] = placement.cpus
     _report_end(spec, frame, run_dir, console)
     return frame
 
@@ -79,6 +81,13 @@ def check_backend(backend: str) -> str:
             f"(or pip install {backend}), or choose another backend."
         )
     return backend
+
+
+def _check_sampler(spec: SearchSpec) -> None:
+    """A sampler whose optional package is missing stops here, before any work."""
+    from harness._searcher import make_sampler
+
+    make_sampler(spec.search.sampler, spec.search.seed)
 
 
 def _run_dir(results: Path, spec: SearchSpec, resume: bool) -> Path:
@@ -104,27 +113,18 @@ def _run_dir(results: Path, spec: SearchSpec, resume: bool) -> Path:
     return previous[-1]
 
 
-def _check_resources(spec: SearchSpec) -> None:
-    """A trial that can never be placed would leave the search pending forever."""
+def _init_ray(address: str | None, env: dict[str, str]) -> dict[str, float]:
+    """Start or join Ray (unless the caller already did); the cluster's resource totals."""
     import ray
 
-    available: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
-    for key, field in (("CPU", "cpus_per_trial"), ("GPU", "gpus_per_trial")):
-        need = getattr(spec.resources, field)
-        if need > 0 and need > available.get(key, 0):
-            raise ArgumentError(
-                f"spec.resources.{field}",
-                f"must fit the Ray cluster, which has {available.get(key, 0):g} {key}s; lower it or "
-                "join a larger cluster",
-                need,
-            )
+    if not ray.is_initialized():
+        _start_ray(address, env)
+    return dict(ray.cluster_resources())  # type: ignore[no-untyped-call]
 
 
-def _init_ray(address: str | None, env: dict[str, str]) -> None:
+def _start_ray(address: str | None, env: dict[str, str]) -> None:
     import ray
 
-    if ray.is_initialized():
-        return
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     try:
         ray.init(
@@ -141,7 +141,9 @@ def _init_ray(address: str | None, env: dict[str, str]) -> None:
         ) from None  # fmt: skip
 
 
-def _context(spec: SearchSpec, data: Dataset, results: Path, run_id: str, backend: str) -> TrialContext:
+def _context(
+    spec: SearchSpec, data: Dataset, results: Path, run_id: str, backend: str, placement: Placement
+) -> TrialContext:
     es = spec.training.early_stopping
     return TrialContext(
         study=spec.study,
@@ -154,19 +156,26 @@ def _context(spec: SearchSpec, data: Dataset, results: Path, run_id: str, backen
         max_epochs=spec.search.max_epochs,
         seed=spec.search.seed,
         early_stopping=es.model_dump() if es else None,
-        cpus=spec.resources.cpus_per_trial,
-        env=worker_env(backend, spec.resources.cpus_per_trial),
+        cpus=placement.cpus,
+        env=worker_env(backend, placement.cpus),
     )
 
 
 def _tuner(
-    spec: SearchSpec, ctx: TrialContext, data: Dataset, results: Path, run_dir: Path, resume: bool
+    spec: SearchSpec,
+    ctx: TrialContext,
+    data: Dataset,
+    results: Path,
+    run_dir: Path,
+    resume: bool,
+    placement: Placement,
 ) -> Any:
     from ray import tune
 
     from harness._recorder import LeaderboardRecorder, SearchProgress
+    from harness._scheduler import make_scheduler
 
-    resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
+    resources = {"cpu": placement.cpus, "gpu": placement.gpus}
     trainable = tune.with_resources(tune.with_parameters(run_trial, data=data, ctx=ctx), resources)
     if resume:
         return tune.Tuner.restore(str(run_dir), trainable, resume_unfinished=True, resume_errored=True)
@@ -176,8 +185,8 @@ def _tuner(
         keep_models=s.keep_models, time_budget_s=s.time_budget_s,
     )  # fmt: skip
     tune_config = tune.TuneConfig(
-        search_alg=_searcher(spec, run_dir.name),
-        scheduler=_scheduler(spec),
+        search_alg=_searcher(spec, results, ctx.dataset, run_dir.name),
+        scheduler=make_scheduler(spec),
         num_samples=s.trials,
         max_concurrent_trials=s.max_concurrent,
         time_budget_s=s.time_budget_s,
@@ -193,45 +202,27 @@ def _tuner(
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
 
-def _searcher(spec: SearchSpec, run_id: str) -> Any:
+def _searcher(spec: SearchSpec, results: Path, dataset: str, run_id: str) -> Any:
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
 
-    seed = spec.search.seed
-    sampler = (
-        optuna.samplers.TPESampler(seed=seed)
-        if spec.search.sampler == "tpe"
-        else optuna.samplers.RandomSampler(seed=seed)
-    )
+    from harness._searcher import HarnessSearch, earlier_trials, make_sampler, start_points
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return OptunaSearch(
+    return HarnessSearch(
         space=functools.partial(_define_by_run, space=spec.space),
-        sampler=sampler,
+        sampler=make_sampler(spec.search.sampler, spec.search.seed),
         metric=spec.objective.metric,
         mode=spec.objective.direction,
         study_name=f"{spec.study}-{run_id}",
+        start_points=start_points(spec),
+        earlier_trials=earlier_trials(spec, results, dataset),
     )
 
 
 def _define_by_run(trial: optuna.Trial, space: dict[str, Any]) -> dict[str, Any]:
-    """The sampled space plus the trial number, so repeats of a fixed spec differ in seed."""
-    return {**suggest(trial, space), TRIAL_NUMBER: trial.number}
-
-
-def _scheduler(spec: SearchSpec) -> Any:
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    sched = spec.search.scheduler
-    if sched.name == "none":
-        return FIFOScheduler()  # type: ignore[no-untyped-call]
-    return ASHAScheduler(
-        metric=spec.objective.metric,
-        mode=spec.objective.direction,
-        time_attr="training_iteration",
-        max_t=spec.search.max_epochs + 1,  # +1: the final report after the last epoch
-        grace_period=min(sched.grace_period, spec.search.max_epochs),
-        reduction_factor=sched.reduction_factor,
-    )
+    """The sampled space, the trial number (repeats of a fixed spec differ in seed), start points."""
+    start_point = bool(trial.user_attrs.get(START_POINT))  # enqueued from `search.start_from`
+    return {**suggest(trial, space), TRIAL_NUMBER: trial.number, START_POINT: start_point}
 
 
 def _report_end(spec: SearchSpec, frame: pd.DataFrame, run_dir: Path, console: Console) -> None:

@@ -172,7 +172,7 @@ def parse_entry(name: str, raw: Any) -> Distribution | Value | list[Value]:
         raise ValueError(f"unknown parameter {name!r}; allowed: {', '.join(PARAMETERS)}")
     param = PARAMETERS[name]
     if param.kind == "float":
-        raw = _floats(raw)
+        raw = coerce_floats(raw)
     if isinstance(raw, dict):
         kinds: dict[str, type[Distribution]] = {
             "int": IntDist,
@@ -197,7 +197,7 @@ def parse_entry(name: str, raw: Any) -> Distribution | Value | list[Value]:
     return fixed
 
 
-def _floats(raw: Any) -> Any:
+def coerce_floats(raw: Any) -> Any:
     """YAML reads `1e-3` (no dot) as text; accept it as the number it means."""
 
     def number(value: Any) -> Any:
@@ -340,8 +340,10 @@ def resolve(config: Mapping[str, Any], name: str, block: int | None = None) -> A
 
 TRIAL_NUMBER = "trial_number"
 """Config key the search adds beside the sampled values, so repeats of a fixed spec differ in seed."""
+START_POINT = "start_point"
+"""Config key marking a trial enqueued from `search.start_from` (never pruned)."""
 
 
 def hyperparameters(config: Mapping[str, Any]) -> dict[str, Value]:
-    """A trial config's hyperparameters: everything but the search's own trial number."""
-    return {key: value for key, value in config.items() if key != TRIAL_NUMBER}
+    """A trial config's hyperparameters: everything but the search's own bookkeeping keys."""
+    return {key: value for key, value in config.items() if key not in (TRIAL_NUMBER, START_POINT)}

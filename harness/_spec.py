@@ -5,17 +5,29 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from harness._errors import SpecError
-from harness._space import validate_space
+from harness._points import point_params
+from harness._space import CategoricalDist, FloatDist, IntDist, validate_space
 from harness._storage import write_text
 
 DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_folder"]
 DATASETS: tuple[str, ...] = get_args(DatasetName)
+
+
+STUDY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 class _Strict(BaseModel):
@@ -71,20 +83,48 @@ class Objective(_Strict):
 
 
 class Scheduler(_Strict):
-    name: Literal["asha", "none"] = "asha"
-    grace_period: int = Field(1, ge=1)
+    name: Literal["asha", "hyperband", "none"] = "asha"
+    grace_period: int = Field(1, ge=1)  # ASHA only: epochs before a trial can be stopped
     reduction_factor: float = Field(3.0, gt=1.0)
+
+
+Sampler = Literal["tpe", "random", "qmc", "gp", "cmaes", "nsga2"]
 
 
 class SearchSettings(_Strict):
     trials: int = Field(20, ge=1)
     max_epochs: int = Field(10, ge=1)
-    sampler: Literal["tpe", "random"] = "tpe"
+    sampler: Sampler = "tpe"
     seed: int = 0
     scheduler: Scheduler = Scheduler()
     max_concurrent: int | None = Field(None, ge=1)
     time_budget_s: float | None = Field(None, gt=0)
     keep_models: int | None = Field(5, ge=0)  # models kept per study (best first); null = all
+    start_from: list[dict[str, Any]] = Field(default_factory=list)  # evaluated first, never pruned
+    warm_start: list[Annotated[str, Field(pattern=STUDY_PATTERN)]] = Field(default_factory=list)
+
+    @field_validator("start_from", mode="before")
+    @classmethod
+    def _start_points(cls, raw: Any, info: ValidationInfo) -> list[Any]:
+        """Spec files become their fixed space (paths relative to the spec naming them)."""
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            raise ValueError("start_from must be a list of parameter mappings or spec file paths")
+        context = info.context or {}
+        points: list[Any] = []
+        for i, item in enumerate(raw):
+            if isinstance(item, str):
+                if context.get("nested"):
+                    raise ValueError(f"[{i}] {item}: a start point's spec may not name further spec files")
+                points.append(_fixed_space(Path(context.get("base_dir", ".")) / item, i))
+            elif isinstance(item, dict):
+                points.append(item)
+            else:
+                raise ValueError(
+                    f"[{i}] must be a mapping of parameter values or a spec file path; got {item!r}"
+                )
+        return points
 
 
 class EarlyStopping(_Strict):
@@ -99,12 +139,12 @@ class Training(_Strict):
 
 
 class Resources(_Strict):
-    cpus_per_trial: float = Field(1.0, gt=0)
+    cpus_per_trial: Annotated[float, Field(gt=0)] | Literal["auto"] = "auto"  # auto: share the cluster
     gpus_per_trial: float = Field(0.0, ge=0)
 
 
 class SearchSpec(_Strict):
-    study: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    study: str = Field(pattern=STUDY_PATTERN, max_length=100)
     dataset: DatasetSpec
     objective: Objective = Objective()
     search: SearchSettings = SearchSettings()
@@ -120,6 +160,15 @@ class SearchSpec(_Strict):
         if not isinstance(raw, dict):
             raise ValueError("space must be a mapping of parameter name to distribution or value")
         return validate_space(raw)
+
+    @model_validator(mode="after")
+    def _start_points_inside_space(self) -> SearchSpec:
+        for i, point in enumerate(self.search.start_from):
+            try:
+                point_params(self.space, point)
+            except ValueError as exc:
+                raise ValueError(f"search.start_from[{i}]: {exc}") from None
+        return self
 
     def spec_hash(self) -> str:
         """Short hash of the validated spec, so each result names what produced it."""
@@ -159,7 +208,10 @@ def load_saved_spec(results_dir: str | Path, spec_hash: str) -> SearchSpec:
 
 def load_spec(path: str | Path) -> SearchSpec:
     """Read and validate a YAML search space; raise SpecError naming file and field."""
-    path = Path(path)
+    return _load(Path(path), nested=False)
+
+
+def _load(path: Path, *, nested: bool) -> SearchSpec:
     if not path.is_file():
         raise SpecError(f"{path}: no such file. Pass the path of a search space YAML file.")
     try:
@@ -170,12 +222,26 @@ def load_spec(path: str | Path) -> SearchSpec:
         raise SpecError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: the top level must be a mapping with study, dataset, space.")
-    return _validate(raw, str(path))
+    return _validate(raw, str(path), {"base_dir": str(path.parent), "nested": nested})
 
 
-def _validate(raw: dict[str, Any], source: str) -> SearchSpec:
+def _fixed_space(path: Path, index: int) -> dict[str, Any]:
+    """A start point from a spec file whose space is fixed (a baseline)."""
     try:
-        return SearchSpec.model_validate(raw)
+        spec = _load(path, nested=True)
+    except SpecError as exc:
+        raise ValueError(f"[{index}] {exc}") from None
+    sampled = [
+        name for name, entry in spec.space.items() if isinstance(entry, IntDist | FloatDist | CategoricalDist)
+    ]
+    if sampled:
+        raise ValueError(f"[{index}] {path}: not a fixed spec (its space samples {sampled}); use a baseline")
+    return dict(spec.space)
+
+
+def _validate(raw: dict[str, Any], source: str, context: dict[str, Any] | None = None) -> SearchSpec:
+    try:
+        return SearchSpec.model_validate(raw, context=context)
     except ValidationError as exc:
         raise SpecError(f"{source}: " + "; ".join(describe_error(e) for e in exc.errors())) from None
 
@@ -187,5 +253,5 @@ def describe_error(error: Any) -> str:
     if error["type"] == "extra_forbidden":
         return f"{loc}: unknown field; check the spelling against DESIGN.md's schema"
     if error["type"] in ("value_error", "missing"):
-        return f"{loc}: {msg}"
+        return f"{loc}: {msg}" if loc else msg
     return f"{loc}: {msg} (got {error.get('input')!r})"

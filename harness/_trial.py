@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import sys
+import tempfile
 import time
 import traceback
 import zlib
@@ -23,6 +24,8 @@ from harness._errors import TrialFailed
 from harness._provenance import provenance
 from harness._record import (
     REPORT_KEY,
+    EpochRecord,
+    EpochReport,
     ErrorKind,
     FinalReport,
     TrialRecord,
@@ -36,6 +39,7 @@ from harness._storage import atomic_write, local_scratch
 if TYPE_CHECKING:
     import keras
 
+    from harness._checkpoint import Progress, ResumableEarlyStopping
     from harness._data import Dataset
     from harness._reporter import ReportCallback
 
@@ -70,12 +74,17 @@ def run_trial(config: dict[str, Any], *, data: Dataset, ctx: TrialContext) -> No
         os.environ.update(ctx.env)
     trial_id = tune.get_context().get_trial_id() or "local"
     final = _Attempt(config, data, ctx, trial_id).run()
-    value = getattr(final.record, ctx.objective_metric)
-    tune.report({ctx.objective_metric: math.nan if value is None else value, REPORT_KEY: final})
+    if final is not None:  # a failure; a completed trial's record went with its last epoch
+        value = getattr(final.record, ctx.objective_metric)
+        tune.report({ctx.objective_metric: math.nan if value is None else value, REPORT_KEY: final})
 
 
 class _Attempt:
-    """One run of a trial's configuration; `run` turns every exception into a failed record."""
+    """One run of a trial's configuration (or its continuation from a checkpoint).
+
+    A completed trial's `FinalReport` travels with its last epoch's report; `run` returns
+    the `FinalReport` of a failure (every exception becomes one) for the caller to send.
+    """
 
     def __init__(self, config: dict[str, Any], data: Dataset, ctx: TrialContext, trial_id: str) -> None:
         self.config, self.data, self.ctx = config, data, ctx
@@ -90,31 +99,36 @@ class _Attempt:
             objective_mode=ctx.objective_mode,
             spec_hash=ctx.spec_hash,
             started_at=now(),
+            cpus=ctx.cpus,
             hyperparameters=hyperparameters(config),
         )
         self.reporter: ReportCallback | None = None
+        self.stopper: ResumableEarlyStopping | None = None
         self.training = False
+        self.finished = False
 
-    def run(self) -> FinalReport:
+    def run(self) -> FinalReport | None:
         try:
-            record, tb = self._train(), None
+            self._train()
+            return None if self.finished else self._finish(None)  # resumed after its last epoch
         except Exception as exc:  # a bad trial must not end the search; whose fault it is, is kept
             kind = classify(exc, in_training=self.training)
             record = replace(
                 self._with_epochs(self.record),
                 error=f"{type(exc).__name__}: {exc}"[:2000],
                 error_kind=kind,
+                total_time_s=time.perf_counter() - self.t0,
+                finished_at=now(),
             )
             tb = traceback.format_exc() if kind is ErrorKind.INTERNAL else None
-        record = replace(record, total_time_s=time.perf_counter() - self.t0, finished_at=now())
-        return FinalReport(record=record, traceback=tb)
+            return FinalReport(record=record, traceback=tb)
 
-    def _train(self) -> TrialRecord:
+    def _train(self) -> None:
         configure_threads(self.ctx.cpus)
         import keras
         from ray import tune
 
-        from harness._model import build_model, compile_model
+        from harness._checkpoint import ResumableEarlyStopping
         from harness._reporter import ReportCallback
 
         keras.backend.clear_session(free_memory=False)  # reused worker; gc.collect costs 0.2 s
@@ -123,43 +137,74 @@ class _Attempt:
         self.record = self.record.with_provenance(self.provenance)
         self.training = True
         t_build = time.perf_counter()
-        data = self.data
-        model = compile_model(build_model(self.config, data.input_shape, data.num_classes), self.config)
-        self.record = replace(self.record, params=int(model.count_params()))
+        self.model, self.progress, best_weights = self._model_and_progress(tune.get_checkpoint())
+        self.record = replace(
+            self.record, params=int(self.model.count_params()), started_at=self.progress.started_at
+        )
+        es = self.ctx.early_stopping
+        if es:
+            self.stopper = ResumableEarlyStopping(
+                resume=self.progress.early_stopping, best_weights=best_weights, **es
+            )
         self.reporter = ReportCallback(
             study=self.ctx.study,
             trial_id=self.record.trial_id,
-            params=self.record.params or 0,
-            provenance=self.provenance,
-            started_at=self.record.started_at or now(),
-            report=tune.report,
+            on_epoch=self._on_epoch,
             stop_requested=_stop_requested,
+            epochs=self.progress.epochs,
         )
-        callbacks: list[Any] = [self.reporter]
-        es = self.ctx.early_stopping
-        stopper = keras.callbacks.EarlyStopping(**es) if es else None
-        if stopper is not None:
-            callbacks.append(stopper)
-        t_fit = time.perf_counter()
-        self.record = replace(self.record, build_s=t_fit - t_build)
-        history = model.fit(
+        callbacks = [c for c in (self.stopper, self.reporter) if c is not None]  # stopper first: saved
+        self.t_fit = time.perf_counter()
+        self.record = replace(self.record, build_s=self.t_fit - t_build)
+        data = self.data
+        self.model.fit(
             data.x_train, data.y_train,
             validation_data=(data.x_val, data.y_val),
+            initial_epoch=len(self.progress.epochs),
             epochs=self.ctx.max_epochs,
             batch_size=int(self.config.get("batch_size", 64)),
             callbacks=callbacks,
             verbose=0,
-        ).history  # fmt: skip
-        self.record = replace(self.record, train_time_s=time.perf_counter() - t_fit)
+        )  # fmt: skip
+
+    def _on_epoch(self, epoch: EpochRecord, metrics: dict[str, float], last: bool) -> None:
+        """Report the epoch with a checkpoint; after the last one, with the trial's final record."""
+        from ray import tune
+
+        payload: EpochReport | FinalReport
+        if last:
+            payload = self._finish(epoch)
+            value = getattr(payload.record, self.ctx.objective_metric)
+            metrics = {**metrics, self.ctx.objective_metric: math.nan if value is None else value}
+        else:
+            payload = EpochReport(
+                epoch=epoch,
+                params=self.record.params or 0,
+                started_at=self.progress.started_at,
+                provenance=self.provenance,
+            )
+        with tempfile.TemporaryDirectory(prefix="harness-ckpt-") as folder:
+            self._checkpoint(Path(folder))
+            checkpoint = tune.Checkpoint.from_directory(folder)
+            tune.report({**metrics, "epoch": epoch.epoch, REPORT_KEY: payload}, checkpoint=checkpoint)
+
+    def _finish(self, epoch: EpochRecord | None) -> FinalReport:
+        """Best weights, NaN check, test evaluation and the saved model: the completed record."""
+        history = self.reporter.history() if self.reporter else {"loss": []}
         if not all(math.isfinite(v) for v in history["loss"]):
             raise TrialFailed("training loss became NaN or infinite; lower the learning rate")
+        self.record = replace(self.record, train_time_s=self._fit_s())
+        stopper = self.stopper
+        if stopper is not None and stopper.restore_best_weights and stopper.best_weights is not None:
+            self.model.set_weights(stopper.best_weights)  # what EarlyStopping's on_train_end does
         best = selected_epoch(history, stopper)
         t_eval = time.perf_counter()
-        test_loss, test_acc = model.evaluate(data.x_test, data.y_test, verbose=0, batch_size=512)
+        data = self.data
+        test_loss, test_acc = self.model.evaluate(data.x_test, data.y_test, verbose=0, batch_size=512)
         self.training = False
         t_save = time.perf_counter()
-        model_path = save_model(model, Path(self.ctx.models_dir) / f"{self.record.trial_id}.keras")
-        return replace(
+        model_path = save_model(self.model, Path(self.ctx.models_dir) / f"{self.record.trial_id}.keras")
+        record = replace(
             self._with_epochs(self.record),
             status=TrialStatus.COMPLETED,
             val_accuracy=float(history["val_accuracy"][best]),
@@ -170,7 +215,40 @@ class _Attempt:
             model_path=model_path,
             evaluate_s=t_save - t_eval,
             save_s=time.perf_counter() - t_save,
+            total_time_s=time.perf_counter() - self.t0,
+            finished_at=now(),
         )
+        self.finished = True
+        return FinalReport(record=record, epoch=epoch)
+
+    def _fit_s(self) -> float:
+        return self.progress.train_time_s + time.perf_counter() - self.t_fit
+
+    def _checkpoint(self, folder: Path) -> None:
+        from harness._checkpoint import Progress, save
+
+        stopper = self.stopper
+        progress = Progress(
+            started_at=self.progress.started_at,
+            train_time_s=self._fit_s(),
+            epochs=list(self.reporter.epochs) if self.reporter else [],
+            early_stopping=stopper.state() if stopper else None,
+        )
+        save(folder, self.model, progress, stopper.best_weights if stopper else None)
+
+    def _model_and_progress(self, checkpoint: Any) -> tuple[keras.Model, Progress, list[Any] | None]:
+        """A new compiled model, or the one a paused or interrupted attempt checkpointed."""
+        from harness._checkpoint import Progress, load
+        from harness._model import build_model, compile_model
+
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                return load(Path(folder))
+        model = build_model(self.config, self.data.input_shape, self.data.num_classes)
+        progress = Progress(
+            started_at=self.record.started_at or now(), train_time_s=0.0, epochs=[], early_stopping=None
+        )
+        return compile_model(model, self.config), progress, None
 
     def _with_epochs(self, record: TrialRecord) -> TrialRecord:
         """Epoch counts and timings so far (a failed trial keeps the epochs it ran)."""
@@ -251,18 +329,24 @@ def configure_threads(cpus: float) -> None:
         torch.set_num_threads(threads)
 
 
-def worker_env(backend: str, cpus: float) -> dict[str, str]:
-    """Environment for Ray workers: backend, quiet logs, shareable GPU memory, threads."""
-    threads = str(max(1, int(cpus)))
-    return {
+def worker_env(backend: str, cpus: float | None = None) -> dict[str, str]:
+    """Environment for Ray workers: backend, quiet logs, shareable GPU memory; threads once known.
+
+    Ray is started before the cluster's CPUs (and so `cpus_per_trial: auto`) are known;
+    the thread settings reach each worker with its first trial, before Keras is imported.
+    """
+    env = {
         "KERAS_BACKEND": backend,
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "TF_FORCE_GPU_ALLOW_GROWTH": "true",
         "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
-        "OMP_NUM_THREADS": threads,
-        "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false" if threads == "1" else "",
         "TUNE_FUNCTION_THREAD_TIMEOUT_S": "10",
     }
+    if cpus is not None:
+        threads = str(max(1, int(cpus)))
+        env["OMP_NUM_THREADS"] = threads
+        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false" if threads == "1" else ""
+    return env
 
 
 def _stop_requested() -> bool:

@@ -81,7 +81,9 @@ def search(
     study: Annotated[str | None, typer.Option(help="Override the study name.")] = None,
     results: ResultsOpt = Path("results"),
     data_dir: DataDirOpt = None,
-    cpus_per_trial: Annotated[float | None, typer.Option(help="CPUs per trial.")] = None,
+    cpus_per_trial: Annotated[
+        str | None, typer.Option(help="CPUs per trial, or auto (the cluster's CPUs over the trials at once).")
+    ] = None,
     gpus_per_trial: Annotated[float | None, typer.Option(help="GPUs per trial (0.5 = half).")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Most trials at once.")] = None,
     address: Annotated[str | None, typer.Option(help="Join a Ray cluster (e.g. auto).")] = None,

@@ -1,0 +1,96 @@
+"""Trial schedulers: ASHA, synchronous Hyperband or none, with start points kept out of their reach."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, TrialScheduler
+
+from harness._space import START_POINT
+from harness._spec import SearchSpec
+
+if TYPE_CHECKING:
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.experiment import Trial
+
+
+def make_scheduler(spec: SearchSpec) -> TrialScheduler:
+    """The spec's scheduler; every epoch is one `training_iteration` (the last carries the result)."""
+    sched = spec.search.scheduler
+    metric, mode = spec.objective.metric, spec.objective.direction
+    max_t = spec.search.max_epochs
+    inner: TrialScheduler
+    if sched.name == "none":
+        inner = FIFOScheduler()  # type: ignore[no-untyped-call]
+    elif sched.name == "hyperband":
+        inner = HyperBandScheduler(
+            time_attr="training_iteration", metric=metric, mode=mode, max_t=max_t,
+            reduction_factor=sched.reduction_factor,
+        )  # fmt: skip
+    else:
+        inner = ASHAScheduler(
+            time_attr="training_iteration", metric=metric, mode=mode, max_t=max_t,
+            grace_period=min(sched.grace_period, spec.search.max_epochs),
+            reduction_factor=sched.reduction_factor,
+        )  # fmt: skip
+    return StartPointsFirst(inner) if spec.search.start_from else inner
+
+
+def is_start_point(trial: Trial) -> bool:
+    return bool(trial.config.get(START_POINT))
+
+
+class StartPointsFirst(TrialScheduler):
+    """Runs start points first and to completion; the wrapped scheduler never sees them.
+
+    Hiding them (rather than vetoing its decisions) keeps a synchronous scheduler's
+    brackets whole: Hyperband waits for every member of a rung.
+    """
+
+    def __init__(self, inner: TrialScheduler) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.inner = inner
+
+    @property
+    def metric(self) -> Any:
+        return self.inner.metric
+
+    @property
+    def supports_buffered_results(self) -> bool:
+        return bool(self.inner.supports_buffered_results)
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return bool(self.inner.set_search_properties(metric, mode, **spec))
+
+    def on_trial_add(self, tune_controller: TuneController, trial: Trial) -> None:
+        if not is_start_point(trial):
+            self.inner.on_trial_add(tune_controller, trial)
+
+    def on_trial_error(self, tune_controller: TuneController, trial: Trial) -> None:
+        if not is_start_point(trial):
+            self.inner.on_trial_error(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: TuneController, trial: Trial, result: dict[str, Any]) -> str:
+        if is_start_point(trial):
+            return TrialScheduler.CONTINUE
+        return str(self.inner.on_trial_result(tune_controller, trial, result))
+
+    def on_trial_complete(
+        self, tune_controller: TuneController, trial: Trial, result: dict[str, Any]
+    ) -> None:
+        if not is_start_point(trial):
+            self.inner.on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller: TuneController, trial: Trial) -> None:
+        if not is_start_point(trial):
+            self.inner.on_trial_remove(tune_controller, trial)
+
+    def choose_trial_to_run(self, tune_controller: TuneController) -> Trial | None:
+        trials: list[Trial] = tune_controller.get_trials()  # type: ignore[no-untyped-call]
+        for trial in trials:
+            if is_start_point(trial) and trial.status in ("PENDING", "PAUSED"):
+                return trial
+        return self.inner.choose_trial_to_run(tune_controller)
+
+    def debug_string(self) -> str:
+        return f"Start points first, then: {self.inner.debug_string()}"
