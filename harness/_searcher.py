@@ -107,10 +107,9 @@ class HarnessSearch(OptunaSearch):
         last = self._last.pop(trial_id, None)
         # Ray passes no result when it stops a paused trial, even one paused after its final report.
         report = (result or {}).get(REPORT_KEY, last)
-        if result and isinstance(report, FinalReport) and report is not last:
-            self._report_epoch(
-                trial_id, report, result.get(TRAINING_ITERATION)
-            )  # a STOP skips on_trial_result
+        if result and isinstance(report, EpochReport | FinalReport) and report is not last:
+            # A STOP decision skips on_trial_result: this epoch was not reported yet.
+            self._report_epoch(trial_id, report, result.get(TRAINING_ITERATION))
         value = None
         if error or (isinstance(report, FinalReport) and report.record.status is TrialStatus.FAILED):
             state = TrialState.FAIL
