@@ -51,6 +51,8 @@ def run_search(
     `frame.attrs["run_id"]` names this run (`frame[frame.run_id == ...]` are its rows).
     """
     console = console or Console(stderr=True)
+    # Every epoch checkpoints, so Ray snapshots its experiment state often (about 15 ms each): expected.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     backend = check_backend(backend or os.environ.get("KERAS_BACKEND") or "tensorflow")
     _check_sampler(spec)
     results = Path(results_dir).resolve()

@@ -2,46 +2,51 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import keras
 import pytest
 
 from harness._data import load_dataset
 from harness._model import build_model, compile_model
-from harness._record import REPORT_KEY, EpochReport, Provenance
 from harness._reporter import ReportCallback
 from harness._spec import DatasetSpec
 
-PROVENANCE = Provenance(backend="tensorflow", backend_version="2", keras_version="3", harness_version="0",
-                        device="cpu", node="n", gpu_ids="")  # fmt: skip
 
-
-def fit(stop_after_batches: int | None = None) -> list[dict]:
+def fit(stop_after_batches: int | None = None, epochs: int = 2) -> list[tuple]:
     data = load_dataset(DatasetSpec(name="digits"), seed=0)
     config = {"conv_blocks": 1, "filters": 4, "dense_units": 8, "learning_rate": 0.01}
     model = compile_model(build_model(config, data.input_shape, data.num_classes), config)
-    reports: list[dict] = []
+    seen: list[tuple] = []
     calls = iter(range(10**6))
     callback = ReportCallback(
-        study="s", trial_id="t", params=model.count_params(), provenance=PROVENANCE,
-        started_at=datetime.now(UTC), report=reports.append,
+        study="s", trial_id="t", on_epoch=lambda *args: seen.append(args),
         stop_requested=lambda: stop_after_batches is not None and next(calls) >= stop_after_batches,
     )  # fmt: skip
-    model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=2,
+    model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=epochs,
               batch_size=64, callbacks=[callback], verbose=0)  # fmt: skip
-    return reports
+    return seen
 
 
-def test_each_epoch_is_reported_with_its_record():
-    reports = fit()
-    assert [r["epoch"] for r in reports] == [1, 2]
-    for r in reports:
-        report = r[REPORT_KEY]
-        assert isinstance(report, EpochReport) and report.provenance == PROVENANCE and report.params > 0
-        assert report.epoch.val_accuracy == pytest.approx(r["val_accuracy"])
-        assert report.epoch.learning_rate == pytest.approx(0.01) and report.epoch.epoch_s > 0
-        assert 0 <= r["accuracy"] <= 1 and r["loss"] > 0
+def test_each_epoch_is_handed_over_with_its_record_and_the_last_is_marked():
+    seen = fit(epochs=3)
+    assert [record.epoch for record, _, _ in seen] == [1, 2, 3]
+    assert [last for _, _, last in seen] == [False, False, True]
+    for record, logs, _ in seen:
+        assert record.val_accuracy == pytest.approx(logs["val_accuracy"]) and record.study == "s"
+        assert record.learning_rate == pytest.approx(0.01) and record.epoch_s > 0
+        assert 0 <= logs["accuracy"] <= 1 and logs["loss"] > 0
+
+
+def test_early_stopping_marks_its_epoch_as_the_last():
+    data = load_dataset(DatasetSpec(name="digits"), seed=0)
+    config = {"conv_blocks": 1, "filters": 4, "dense_units": 8, "learning_rate": 1e-6}
+    model = compile_model(build_model(config, data.input_shape, data.num_classes), config)
+    seen: list[tuple] = []
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=0, min_delta=10.0)
+    reporter = ReportCallback(study="s", trial_id="t", on_epoch=lambda *a: seen.append(a),
+                              stop_requested=lambda: False)  # fmt: skip
+    model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=5,
+              callbacks=[stopper, reporter], verbose=0)  # fmt: skip
+    assert len(seen) == 2 and [last for *_, last in seen] == [False, True]
 
 
 def test_a_stop_request_ends_the_fit_mid_epoch():

@@ -393,3 +393,61 @@ def test_review_regressions_give_clear_errors(tmp_path):
     bad.write_bytes("study: caf\xe9\n".encode("latin-1"))
     with pytest.raises(SpecError, match="not UTF-8"):
         load_spec(bad)
+
+
+# --------------------------------------------------------------------------- issue 8 contract additions
+
+
+def test_contract_additions_parse(tmp_path):
+    base = {"study": "b", "dataset": {"name": "digits"},
+            "space": {"conv_blocks": 1, "filters": [16], "learning_rate": 2.0e-3}}  # fmt: skip
+    (tmp_path / "baselines").mkdir()
+    write(tmp_path, base, "baselines/base.yaml")
+    data = {
+        "study": "s", "dataset": {"name": "digits"},
+        "search": {"sampler": "qmc", "scheduler": {"name": "hyperband"}, "warm_start": ["earlier"],
+                   "start_from": [{"conv_blocks": 2, "filters": [16, 32]}, "baselines/base.yaml"]},
+        "resources": {"cpus_per_trial": "auto"},
+        "space": {"conv_blocks": {"type": "int", "low": 1, "high": 2},
+                  "filters": {"type": "categorical", "choices": [16, 32], "per_block": True},
+                  "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
+    }  # fmt: skip
+    spec = load_spec(write(tmp_path, data))
+    assert spec.search.start_from[1] == {"conv_blocks": 1, "filters": [16], "learning_rate": 2.0e-3}
+    assert spec.resources.cpus_per_trial == "auto" and spec.search.warm_start == ["earlier"]
+    assert (
+        SearchSpec.model_validate({"study": "x", "dataset": {"name": "digits"}}).resources.cpus_per_trial
+        == "auto"
+    )
+    # the resolved spec (as saved with results) validates again without the baseline file
+    assert spec.with_overrides(**{"search.trials": 3}).search.start_from == spec.search.start_from
+
+
+@pytest.mark.parametrize(
+    ("start", "message"),
+    [
+        ({"filters": 64}, "search.start_from[0]: filters: 64 is outside the space (choices [16, 32])"),
+        ({"filters": [16]}, "filters: the space samples one value for all blocks; got a list [16]"),
+        ("missing.yaml", "missing.yaml: no such file"),
+        ("search.yaml", "not a fixed spec"),
+        (7, "must be a mapping of parameter values or a spec file path"),
+    ],
+)
+def test_bad_start_points_are_spec_errors(tmp_path, start, message):
+    sampled = {"conv_blocks": {"type": "int", "low": 1, "high": 2}}
+    write(tmp_path, {"study": "o", "dataset": {"name": "digits"}, "space": sampled}, "search.yaml")
+    data = {"study": "s", "dataset": {"name": "digits"}, "search": {"start_from": [start]},
+            "space": {"conv_blocks": 1, "filters": {"type": "categorical", "choices": [16, 32]}}}  # fmt: skip
+    with pytest.raises(SpecError, match=re.escape(message)):
+        load_spec(write(tmp_path, data))
+
+
+def test_a_start_point_outside_the_space_exits_2_before_anything_runs(tmp_path, cli):
+    search = {"start_from": [{"learning_rate": 0.5}]}
+    space = {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}
+    data = {"study": "s", "dataset": {"name": "digits"}, "search": search, "space": space}
+    out = cli("search", str(write(tmp_path, data)), "--results", str(tmp_path / "r"))
+    assert (
+        out.returncode == 2 and "search.start_from[0]: learning_rate: 0.5 is outside the space" in out.stderr
+    )
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,65 @@
+"""Known configurations inside a space: what Optuna enqueues, and clear errors outside it."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness._points import distributions, point_params, row_point
+from harness._space import validate_space
+
+SPACE = validate_space({
+    "conv_blocks": {"type": "int", "low": 1, "high": 3},
+    "filters": {"type": "categorical", "choices": [16, 32, 64], "per_block": True},
+    "kernel_size": 3,
+    "dropout": {"type": "float", "low": 0.0, "high": 0.5, "step": 0.05},
+    "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+    "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]},
+})  # fmt: skip
+
+
+def test_a_point_becomes_the_values_define_by_run_would_sample():
+    point = {"conv_blocks": 2, "filters": [32, 64], "learning_rate": "1e-3", "dropout": 0.25}
+    assert point_params(SPACE, point) == {
+        "conv_blocks": 2, "filters_1": 32, "filters_2": 64, "dropout": 0.25,
+        "learning_rate": 1e-3, "optimizer": "adam",
+    }  # fmt: skip
+    # one value for every block, and defaults for what the point leaves out
+    assert point_params(SPACE, {"filters": 16, "dropout": 0.0})["filters_2"] == 16
+
+
+@pytest.mark.parametrize(
+    ("point", "message"),
+    [
+        ({"filters": 48, "dropout": 0.0}, "filters: 48 is outside the space (choices [16, 32, 64])"),
+        ({"dropout": 0.6}, "dropout: 0.6 is outside the space (float from 0.0 to 0.5, step 0.05)"),
+        ({"dropout": 0.12}, "dropout: 0.12 is outside"),
+        ({"dropout": 0.0, "kernel_size": 5}, "kernel_size: 5 differs from the space's fixed value 3"),
+        ({"dropout": 0.0, "head": "global_avg"}, "head: the space has no head"),
+        ({"dropout": 0.0, "filterz": 8}, "unknown parameter 'filterz'"),
+        ({"dropout": 0.0, "conv_blocks": 3, "filters": [16, 32]}, "2 per-block values for conv_blocks=3"),
+        ({"dropout": 0.0, "optimizer": "adamw"}, "optimizer: 'adamw' is outside"),
+        ({"dropout": 0.0, "conv_blocks": True}, "conv_blocks: True is outside"),
+    ],
+)
+def test_points_outside_the_space_name_the_parameter(point, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        point_params(SPACE, point)
+
+
+def test_defaults_that_fit_and_parameters_at_their_default():
+    space = validate_space({"learning_rate": {"type": "float", "low": 3e-3, "high": 1e-2}})
+    with pytest.raises(ValueError, match="learning_rate: 0.001 is outside"):
+        point_params(space, {})  # the default 1e-3 is not in the space
+    # head at its default builds the same model: accepted; the fixed groups need no values
+    assert point_params(space, {"learning_rate": 5e-3, "head": "flatten"}) == {"learning_rate": 5e-3}
+
+
+def test_rows_fold_back_into_points_with_distributions():
+    point = row_point({"conv_blocks": 2, "filters_1": 16, "filters_2": 64, "filters_3": None,
+                       "dropout": 0.1, "learning_rate": 2e-3, "optimizer": "sgd"})  # fmt: skip
+    assert point["filters"] == [16, 64] and "filters_3" not in point
+    params = point_params(SPACE, point)
+    dists = distributions(SPACE, params)
+    assert set(dists) == set(params)
+    assert dists["learning_rate"].log and dists["filters_2"].choices == (16, 32, 64)
+    assert dists["dropout"].step == 0.05
