@@ -10,38 +10,33 @@ It relies on `OptunaSearch`'s `_ot_study`, `_ot_trials` and `_completed_trials`.
 from __future__ import annotations
 
 import importlib.util
-import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
-import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from harness._errors import HarnessError
+from harness._leaderboard import dedupe, read_table
 from harness._points import distributions, point_params, row_point
-from harness._query import load_leaderboard
-from harness._record import REPORT_KEY, EpochReport, FinalReport, TrialStatus
+from harness._record import REPORT_KEY, EpochReport, FinalReport, TrialRecord, TrialStatus
 from harness._space import START_POINT, Value
 from harness._spec import SearchSpec
 
 TRAINING_ITERATION = "training_iteration"  # Ray's counter of reports: one per epoch
-_NEEDS = {"gp": ("torch", "[torch]"), "cmaes": ("cmaes", " cmaes")}
+_NEEDS = {"gp": ("torch", "pip install -e '.[torch]'"), "cmaes": ("cmaes", "pip install cmaes")}
+"""Samplers whose optional package harness does not install: (package, how to install it)."""
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     """Optuna's sampler called `name` (`search.sampler`), seeded."""
     if name in _NEEDS and importlib.util.find_spec(_NEEDS[name][0]) is None:
-        package, extra = _NEEDS[name]
+        package, install = _NEEDS[name]
         raise HarnessError(
-            f"search.sampler: {name} needs the {package} package; `pip install -e .{extra}` "
-            "or choose tpe, random or qmc."
-            if extra.startswith("[")
-            else f"search.sampler: {name} needs the {package} package; `pip install{extra}` "
-            "or choose tpe, random or qmc."
+            f"search.sampler: {name} needs the {package} package; `{install}`, or choose tpe, random or qmc."
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -129,49 +124,40 @@ def start_points(spec: SearchSpec) -> list[dict[str, Value]]:
 def earlier_trials(spec: SearchSpec, results_dir: str | Path, dataset: str) -> list[FrozenTrial]:
     """`search.warm_start`: rows of earlier studies on this dataset whose parameters fit the space."""
     trials: list[FrozenTrial] = []
-    metric = spec.objective.metric
     for study in spec.search.warm_start:
-        frame = load_leaderboard(results_dir, study)
-        if frame.empty:
+        rows = [TrialRecord.from_row(row) for row in dedupe(read_table(results_dir, study)).to_pylist()]
+        if not rows:
             raise HarnessError(
                 f"search.warm_start: study {study!r} has no rows under {results_dir}; "
                 "name a study that has run there, or remove it."
             )
-        for row in frame[frame["dataset"] == dataset].to_dict("records"):
-            trial = _as_trial(spec, row, metric)
+        for record in rows:
+            trial = _as_trial(spec, record) if record.dataset == dataset else None
             if trial is not None:
                 trials.append(trial)
     return trials
 
 
-def _as_trial(spec: SearchSpec, row: Mapping[str, Any], metric: str) -> FrozenTrial | None:
-    hps = {k.removeprefix("hp_"): _plain(v) for k, v in row.items() if k.startswith("hp_")}
+_STATES = {TrialStatus.COMPLETED: TrialState.COMPLETE, TrialStatus.PRUNED: TrialState.PRUNED}
+
+
+def _as_trial(spec: SearchSpec, record: TrialRecord) -> FrozenTrial | None:
     try:
-        params = point_params(spec.space, row_point(hps))
+        params = point_params(spec.space, row_point(record.hyperparameters))
     except ValueError:
         return None  # sampled from another space: says nothing about this one
-    value = _plain(row.get(metric))
-    status = row.get("status")
-    state = {"completed": TrialState.COMPLETE, "pruned": TrialState.PRUNED}.get(str(status), TrialState.FAIL)
+    value = getattr(record, spec.objective.metric)
+    state = _STATES.get(record.status, TrialState.FAIL)
     if state is TrialState.COMPLETE and value is None:
         state = TrialState.FAIL
-    best_epoch = _plain(row.get("best_epoch"))
+    pruned_at = (
+        {record.best_epoch: value} if state is TrialState.PRUNED and value and record.best_epoch else None
+    )
     return optuna.trial.create_trial(
         state=state,
         value=value if state is TrialState.COMPLETE else None,
         params=params,
         distributions=distributions(spec.space, params),
-        intermediate_values={int(best_epoch): value}
-        if state is TrialState.PRUNED and value and best_epoch
-        else None,
-        user_attrs={"warm_start": f"{row.get('study')}/{row.get('trial_id')}"},
+        intermediate_values=pruned_at,
+        user_attrs={"warm_start": f"{record.study}/{record.trial_id}"},
     )
-
-
-def _plain(value: Any) -> Any:
-    """pandas nulls -> None, numpy scalars -> Python (what Optuna and the point checks take)."""
-    if value is None or value is pd.NA:
-        return None
-    if hasattr(value, "item"):
-        value = value.item()
-    return None if isinstance(value, float) and math.isnan(value) else value
