@@ -4,9 +4,10 @@ Usage: HARNESS_DATA_DIR=../shared/data .venv/bin/python benchmarks/anytime.py \\
            [--space search_spaces/fashion_mnist.yaml] [--budget 600] [--limit-train 20000] \\
            [--tools harness:asha,harness:hyperband,kerastuner]
 
-KerasTuner is not a dependency: install it beside the project, once, with
-`.venv/bin/pip install --target .bench/kerastuner --no-deps keras-tuner==1.4.8 kt-legacy`
-(the script puts that folder on KerasTuner's PYTHONPATH only).
+KerasTuner is not a dependency: install it beside the project, once (it imports TensorBoard
+on the TensorFlow backend), into a folder the script puts on KerasTuner's PYTHONPATH only:
+`.venv/bin/pip install --target .bench/kerastuner --no-deps keras-tuner==1.4.8 kt-legacy \
+tensorboard==2.20.0 tensorboard-data-server markdown werkzeug`.
 
 Every tool gets the same space (KerasTuner's hyperparameters are sampled into harness'
 own model builder, so both train identical architectures), the same training and
