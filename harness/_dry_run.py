@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness._data import describe
+from harness._points import point_params
 from harness._search import check_backend
 from harness._space import Value, first_config
 from harness._spec import SearchSpec
@@ -32,7 +33,8 @@ def dry_run(spec: SearchSpec, *, data_dir: str | Path | None = None, backend: st
     os.environ.setdefault("KERAS_BACKEND", backend)
     from harness._model import build_model
 
-    config = first_config(spec.space)
+    start = point_params(spec.space, spec.search.start_from[0]) if spec.search.start_from else None
+    config = first_config(spec.space, start)  # the first start point is what trains first
     model = build_model(config, shape, len(classes))
     lines: list[str] = []
     model.summary(print_fn=lambda line, **_: lines.append(line))

@@ -292,29 +292,35 @@ def suggest(trial: optuna.Trial, space: Mapping[str, Any]) -> dict[str, Value]:
     return fixed
 
 
-def first_config(space: Mapping[str, Any]) -> dict[str, Value]:
-    """The configuration at each distribution's low end / first choice (for --dry-run)."""
-    trial = _FirstTrial()
+def first_config(space: Mapping[str, Any], params: Mapping[str, Value] | None = None) -> dict[str, Value]:
+    """The configuration a search would train first (for --dry-run).
+
+    With `params` (a start point's sampled values) that point; otherwise each
+    distribution's low end or first choice.
+    """
+    trial = _FirstTrial(params or {})
     return {**suggest(trial, space), **trial.params}  # type: ignore[arg-type]
 
 
 class _FirstTrial:
     """Just enough of optuna.Trial to walk a space deterministically."""
 
-    def __init__(self) -> None:
+    def __init__(self, given: Mapping[str, Value]) -> None:
+        self.given = given
         self.params: dict[str, Value] = {}
 
-    def suggest_int(self, name: str, low: int, high: int, **_: Any) -> int:
-        self.params[name] = low
-        return low
+    def _take(self, name: str, default: Value) -> Value:
+        self.params[name] = self.given.get(name, default)
+        return self.params[name]
 
-    def suggest_float(self, name: str, low: float, high: float, **_: Any) -> float:
-        self.params[name] = low
-        return low
+    def suggest_int(self, name: str, low: int, high: int, **_: Any) -> Value:
+        return self._take(name, low)
+
+    def suggest_float(self, name: str, low: float, high: float, **_: Any) -> Value:
+        return self._take(name, low)
 
     def suggest_categorical(self, name: str, choices: list[Value]) -> Value:
-        self.params[name] = choices[0]
-        return choices[0]
+        return self._take(name, choices[0])
 
 
 def _sample(trial: optuna.Trial, key: str, entry: Any, fixed: dict[str, Value]) -> Value:

@@ -18,3 +18,11 @@ def test_dry_run_builds_the_first_model(write_spec, tmp_path):
 def test_dry_run_checks_the_backend(write_spec):
     with pytest.raises(ArgumentError, match="Received: backend='theano'"):
         dry_run(load_spec(write_spec()), backend="theano")
+
+
+def test_dry_run_shows_the_first_start_point(write_spec):
+    search = {"start_from": [{"conv_blocks": 2, "filters": [8, 4], "learning_rate": 0.005}]}
+    result = dry_run(load_spec(write_spec(search=search)))
+    assert result.first_config["conv_blocks"] == 2
+    assert (result.first_config["filters_1"], result.first_config["filters_2"]) == (8, 4)
+    assert result.first_config["learning_rate"] == 0.005
