@@ -16,7 +16,6 @@ class Placement:
 
     cpus: float
     gpus: float
-    concurrent: int  # trials that can run at once
 
 
 def place(spec: SearchSpec, cluster: Mapping[str, float]) -> Placement:
@@ -32,8 +31,7 @@ def place(spec: SearchSpec, cluster: Mapping[str, float]) -> Placement:
         cpus = float(max(1, math.floor(cpus_total / concurrent)))
     else:
         cpus = float(wanted)
-        concurrent = max(1, min(s.max_concurrent or s.trials, int(cpus_total // cpus) or 1, s.trials))
-    placement = Placement(cpus=cpus, gpus=spec.resources.gpus_per_trial, concurrent=concurrent)
+    placement = Placement(cpus=cpus, gpus=spec.resources.gpus_per_trial)
     for key, name, need in (
         ("CPU", "cpus_per_trial", placement.cpus),
         ("GPU", "gpus_per_trial", placement.gpus),

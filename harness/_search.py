@@ -87,9 +87,9 @@ def check_backend(backend: str) -> str:
 
 def _check_sampler(spec: SearchSpec) -> None:
     """A sampler whose optional package is missing stops here, before any work."""
-    from harness._searcher import make_sampler
+    from harness._searcher import check_sampler
 
-    make_sampler(spec.search.sampler, spec.search.seed)
+    check_sampler(spec.search.sampler)
 
 
 def _run_dir(results: Path, spec: SearchSpec, resume: bool) -> Path:

@@ -31,13 +31,18 @@ _NEEDS = {"gp": ("torch", "pip install -e '.[torch]'"), "cmaes": ("cmaes", "pip 
 """Samplers whose optional package harness does not install: (package, how to install it)."""
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """Optuna's sampler called `name` (`search.sampler`), seeded."""
+def check_sampler(name: str) -> None:
+    """A sampler whose optional package is missing is an error before any work."""
     if name in _NEEDS and importlib.util.find_spec(_NEEDS[name][0]) is None:
         package, install = _NEEDS[name]
         raise HarnessError(
             f"search.sampler: {name} needs the {package} package; `{install}`, or choose tpe, random or qmc."
         )
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """Optuna's sampler called `name` (`search.sampler`), seeded."""
+    check_sampler(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         samplers: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -18,7 +17,7 @@ import traceback
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from harness._errors import TrialFailed
 from harness._provenance import provenance
@@ -34,7 +33,7 @@ from harness._record import (
     steady_epoch_s,
 )
 from harness._space import hyperparameters
-from harness._storage import atomic_write, local_scratch
+from harness._storage import copy_file, local_scratch
 
 if TYPE_CHECKING:
     import keras
@@ -75,8 +74,7 @@ def run_trial(config: dict[str, Any], *, data: Dataset, ctx: TrialContext) -> No
     trial_id = tune.get_context().get_trial_id() or "local"
     final = _Attempt(config, data, ctx, trial_id).run()
     if final is not None:  # a failure; a completed trial's record went with its last epoch
-        value = getattr(final.record, ctx.objective_metric)
-        tune.report({ctx.objective_metric: math.nan if value is None else value, REPORT_KEY: final})
+        tune.report({ctx.objective_metric: _objective(final, ctx.objective_metric), REPORT_KEY: final})
 
 
 class _Attempt:
@@ -174,8 +172,7 @@ class _Attempt:
         payload: EpochReport | FinalReport
         if last:
             payload = self._finish(epoch)
-            value = getattr(payload.record, self.ctx.objective_metric)
-            metrics = {**metrics, self.ctx.objective_metric: math.nan if value is None else value}
+            metrics = {**metrics, self.ctx.objective_metric: _objective(payload, self.ctx.objective_metric)}
         else:
             payload = EpochReport(
                 epoch=epoch,
@@ -261,6 +258,12 @@ class _Attempt:
         )
 
 
+def _objective(final: FinalReport, metric: str) -> float:
+    """The value Ray's schedulers and searcher read: the record's, NaN for a failed trial."""
+    value = getattr(final.record, metric)
+    return math.nan if value is None else float(value)
+
+
 def classify(exc: BaseException, *, in_training: bool) -> ErrorKind:
     """User: TrialFailed, or an error a training library raised while training.
 
@@ -297,14 +300,9 @@ def trial_seed(seed: int, config: dict[str, Any]) -> int:
 
 def save_model(model: keras.Model, path: Path | str) -> str:
     """Write the `.keras` file whole or not at all (Keras needs a real path: save, then copy)."""
-
-    def write(stream: IO[bytes]) -> None:
-        with local_scratch(".keras") as scratch:
-            model.save(scratch)
-            with open(scratch, "rb") as src:
-                shutil.copyfileobj(src, stream, length=1 << 20)
-
-    return atomic_write(path, write)
+    with local_scratch(".keras") as scratch:
+        model.save(scratch)
+        return copy_file(scratch, path)
 
 
 def configure_threads(cpus: float) -> None:
