@@ -28,6 +28,7 @@ from harness._record import (
     now,
     steady_epoch_s,
 )
+from harness._resources import trial_cpus
 from harness._space import hyperparameters
 from harness._storage import write_text
 
@@ -123,7 +124,7 @@ class LeaderboardRecorder(Callback):
             objective_metric=self.ctx.objective_metric,
             objective_mode=self.ctx.objective_mode,
             spec_hash=self.ctx.spec_hash,
-            cpus=self.ctx.cpus,
+            cpus=trial_cpus(trial.placement_group_factory),
             stop_reason=reason,
             finished_at=now(),
             epochs_run=len(seen.epoch_times),

@@ -20,7 +20,7 @@ from harness._errors import ArgumentError, HarnessError, InternalError
 from harness._leaderboard import compact, ensure_format
 from harness._progress import LiveProgress
 from harness._query import load_leaderboard
-from harness._resources import Placement, place
+from harness._resources import Placement, place, trial_resources
 from harness._space import START_POINT, TRIAL_NUMBER, suggest
 from harness._spec import SearchSpec, save_spec
 from harness._storage import write_text
@@ -62,7 +62,7 @@ def run_search(
     ensure_format(results)
     save_spec(spec, results)
     write_text(run_dir / SPEC_HASH_FILE, spec.spec_hash())
-    ctx = _context(spec, data, results, run_dir.name, backend, placement)
+    ctx = _context(spec, data, results, run_dir.name, backend)
     with LiveProgress(spec.study, spec.search.trials, console):
         _tuner(spec, ctx, data, results, run_dir, resume, placement).fit()
     compact(results, spec.study)
@@ -115,13 +115,14 @@ def _run_dir(results: Path, spec: SearchSpec, resume: bool) -> Path:
     return previous[-1]
 
 
-def _init_ray(address: str | None, env: dict[str, str]) -> dict[str, float]:
-    """Start or join Ray (unless the caller already did); the cluster's resource totals."""
+def _init_ray(address: str | None, env: dict[str, str]) -> list[dict[str, float]]:
+    """Start or join Ray (unless the caller already did); each live node's resources."""
     import ray
 
     if not ray.is_initialized():
         _start_ray(address, env)
-    return dict(ray.cluster_resources())  # type: ignore[no-untyped-call]
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    return [dict(node["Resources"]) for node in nodes if node["Alive"]]
 
 
 def _start_ray(address: str | None, env: dict[str, str]) -> None:
@@ -143,9 +144,7 @@ def _start_ray(address: str | None, env: dict[str, str]) -> None:
         ) from None  # fmt: skip
 
 
-def _context(
-    spec: SearchSpec, data: Dataset, results: Path, run_id: str, backend: str, placement: Placement
-) -> TrialContext:
+def _context(spec: SearchSpec, data: Dataset, results: Path, run_id: str, backend: str) -> TrialContext:
     es = spec.training.early_stopping
     return TrialContext(
         study=spec.study,
@@ -158,8 +157,7 @@ def _context(
         max_epochs=spec.search.max_epochs,
         seed=spec.search.seed,
         early_stopping=es.model_dump() if es else None,
-        cpus=placement.cpus,
-        env=worker_env(backend, placement.cpus),
+        backend=backend,
     )
 
 
@@ -177,7 +175,7 @@ def _tuner(
     from harness._recorder import LeaderboardRecorder, SearchProgress
     from harness._scheduler import make_scheduler
 
-    resources = {"cpu": placement.cpus, "gpu": placement.gpus}
+    resources = functools.partial(trial_resources, placement=placement)
     trainable = tune.with_resources(tune.with_parameters(run_trial, data=data, ctx=ctx), resources)
     if resume:
         return tune.Tuner.restore(str(run_dir), trainable, resume_unfinished=True, resume_errored=True)

@@ -32,6 +32,7 @@ from harness._record import (
     now,
     steady_epoch_s,
 )
+from harness._resources import trial_cpus
 from harness._space import hyperparameters
 from harness._storage import copy_file, local_scratch
 
@@ -61,18 +62,18 @@ class TrialContext:
     max_epochs: int
     seed: int
     early_stopping: dict[str, Any] | None
-    cpus: float
-    env: dict[str, str]
+    backend: str
 
 
 def run_trial(config: dict[str, Any], *, data: Dataset, ctx: TrialContext) -> None:
     """The Ray Tune trainable (wrapped with `tune.with_parameters`)."""
     from ray import tune
 
-    if "keras" not in sys.modules:  # Ray already initialised by the caller: set it here
-        os.environ.update(ctx.env)
-    trial_id = tune.get_context().get_trial_id() or "local"
-    final = _Attempt(config, data, ctx, trial_id).run()
+    context = tune.get_context()
+    cpus = trial_cpus(context.get_trial_resources()) or 1.0
+    if "keras" not in sys.modules:  # the worker's first trial: threads before Keras is imported
+        os.environ.update(worker_env(ctx.backend, cpus))
+    final = _Attempt(config, data, ctx, context.get_trial_id(), cpus=cpus).run()
     if final is not None:  # a failure; a completed trial's record went with its last epoch
         tune.report({ctx.objective_metric: _objective(final, ctx.objective_metric), REPORT_KEY: final})
 
@@ -84,8 +85,10 @@ class _Attempt:
     the `FinalReport` of a failure (every exception becomes one) for the caller to send.
     """
 
-    def __init__(self, config: dict[str, Any], data: Dataset, ctx: TrialContext, trial_id: str) -> None:
-        self.config, self.data, self.ctx = config, data, ctx
+    def __init__(
+        self, config: dict[str, Any], data: Dataset, ctx: TrialContext, trial_id: str, *, cpus: float
+    ) -> None:
+        self.config, self.data, self.ctx, self.cpus = config, data, ctx, cpus
         self.t0 = time.perf_counter()
         self.record = TrialRecord(
             study=ctx.study,
@@ -97,7 +100,7 @@ class _Attempt:
             objective_mode=ctx.objective_mode,
             spec_hash=ctx.spec_hash,
             started_at=now(),
-            cpus=ctx.cpus,
+            cpus=cpus,
             hyperparameters=hyperparameters(config),
         )
         self.reporter: ReportCallback | None = None
@@ -122,7 +125,7 @@ class _Attempt:
             return FinalReport(record=record, traceback=tb)
 
     def _train(self) -> None:
-        configure_threads(self.ctx.cpus)
+        configure_threads(self.cpus)
         import keras
         from ray import tune
 
@@ -331,7 +334,8 @@ def worker_env(backend: str, cpus: float | None = None) -> dict[str, str]:
     """Environment for Ray workers: backend, quiet logs, shareable GPU memory; threads once known.
 
     Ray is started before the cluster's CPUs (and so `cpus_per_trial: auto`) are known;
-    the thread settings reach each worker with its first trial, before Keras is imported.
+    the thread settings reach each worker with its first trial, before Keras is imported
+    (Ray reuses a worker only for trials asking the same resources).
     """
     env = {
         "KERAS_BACKEND": backend,

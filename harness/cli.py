@@ -133,7 +133,7 @@ def _print_dry_run(result: DryRun) -> None:
         console.print(line, highlight=False, markup=False)
     console.print(f"spec: valid ({spec.study}, {spec.search.trials} trials, hash {spec.spec_hash()})")
     console.print(
-        f"data: {spec.dataset.label} found at {result.data_location}; input {result.input_shape}, "
+        f"data: {spec.dataset.label} ({result.data_location}); input {result.input_shape}, "
         f"{len(result.class_names)} classes"
     )
     console.print(f"first configuration: {result.first_config}")

@@ -45,7 +45,7 @@ def epoch(trial: Trial, n: int, val_accuracy: float) -> dict[str, Any]:
 def recorder(tmp_path) -> LeaderboardRecorder:
     ctx = TrialContext(study="s", run_id="run-1", dataset="digits", objective_metric="val_accuracy",
                        objective_mode="max", spec_hash="h", models_dir="", max_epochs=3, seed=0,
-                       early_stopping=None, cpus=1, env={})  # fmt: skip
+                       early_stopping=None, backend="tensorflow")  # fmt: skip
     rec = LeaderboardRecorder(ctx, results_dir=str(tmp_path), run_dir=str(tmp_path / "runs" / "s" / "run-1"),
                               keep_models=1, time_budget_s=None)  # fmt: skip
     rec.setup()

@@ -146,7 +146,7 @@ def test_resume_with_a_changed_spec_and_impossible_resources_are_clear_errors(tm
     results = tmp_path / "r"
     base = ["search", str(path), "--results", str(results)]
     out = run_cli(*base, "--cpus-per-trial", "64")
-    assert out.returncode == 2 and "--cpus-per-trial must fit the Ray cluster" in out.stderr
+    assert out.returncode == 2 and "--cpus-per-trial must fit one node of the Ray cluster" in out.stderr
     assert not (results / "leaderboard").exists()
     run = results / "runs" / "t" / "run-1"
     run.mkdir(parents=True)

@@ -54,9 +54,9 @@ def test_pruned_and_failed_trials_reach_optuna_with_their_states(tmp_path, local
 @pytest.mark.slow
 def test_start_points_run_first_to_completion_and_are_recorded(tmp_path, local_ray, write_spec):
     worst = {"conv_blocks": 2, "filters": [4, 4], "learning_rate": 0.003}  # slow to learn: ASHA's prey
-    search = {"trials": 5, "max_epochs": 3, "seed": 0, "max_concurrent": 1, "start_from": [worst],
+    search = {"trials": 5, "max_epochs": 3, "seed": 0, "max_concurrent": 2, "start_from": [worst],
               "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 3}}  # fmt: skip
-    path = write_spec(search=search)
+    path = write_spec(search=search, resources={"cpus_per_trial": "auto"})
     frame = run_search(load_spec(path), results_dir=tmp_path)
     study = optuna_study(tmp_path, "t")
     first = study.trials[0]
@@ -65,6 +65,7 @@ def test_start_points_run_first_to_completion_and_are_recorded(tmp_path, local_r
     row = frame[(frame.hp_filters_1 == 4) & (frame.hp_filters_2 == 4) & (frame.hp_learning_rate == 0.003)]
     assert len(row) == 1 and row.iloc[0]["status"] == "completed" and row.iloc[0]["epochs_run"] == 3
     assert row.iloc[0]["started_at"] == frame["started_at"].min()  # evaluated first
+    assert row.iloc[0]["cpus"] == 2 and frame.drop(row.index)["cpus"].eq(1).all()  # on the whole node
 
 
 @pytest.mark.slow

@@ -73,14 +73,14 @@ def context(tmp_path) -> TrialContext:
     return TrialContext(
         study="s", run_id="r", dataset="digits", objective_metric="val_accuracy", objective_mode="max",
         spec_hash="h", models_dir=str(tmp_path / "models"), max_epochs=1, seed=0, early_stopping=None,
-        cpus=1, env={},
+        backend="tensorflow",
     )  # fmt: skip
 
 
 def test_a_defect_in_harness_code_is_an_internal_failure_with_traceback(context, local_ray):
     """A config no spec can produce makes harness' own model builder fail, as a bug would."""
     data = load_dataset(DatasetSpec(name="digits"), seed=0)
-    report = _Attempt({"conv_blocks": "two"}, data, context, "t1").run()
+    report = _Attempt({"conv_blocks": "two"}, data, context, "t1", cpus=1).run()
     record = report.record
     assert record.status is TrialStatus.FAILED and record.error_kind is ErrorKind.INTERNAL
     assert "ValueError" in record.error and "harness/_model.py" in report.traceback
@@ -89,6 +89,6 @@ def test_a_defect_in_harness_code_is_an_internal_failure_with_traceback(context,
 
 def test_an_impossible_architecture_is_a_user_failure_without_traceback(context, local_ray):
     data = load_dataset(DatasetSpec(name="digits"), seed=0)
-    report = _Attempt({"conv_blocks": 1, "padding": "valid", "kernel_size": 11}, data, context, "t2").run()
+    report = _Attempt({"conv_blocks": 1, "padding": "valid", "kernel_size": 11}, data, context, "t2", cpus=1).run()
     assert report.record.error_kind is ErrorKind.USER and report.traceback is None
     assert report.record.hyperparameters == {"conv_blocks": 1, "padding": "valid", "kernel_size": 11}
