@@ -89,6 +89,7 @@ def test_a_defect_in_harness_code_is_an_internal_failure_with_traceback(context,
 
 def test_an_impossible_architecture_is_a_user_failure_without_traceback(context, local_ray):
     data = load_dataset(DatasetSpec(name="digits"), seed=0)
-    report = _Attempt({"conv_blocks": 1, "padding": "valid", "kernel_size": 11}, data, context, "t2", cpus=1).run()
+    config = {"conv_blocks": 1, "padding": "valid", "kernel_size": 11}
+    report = _Attempt(config, data, context, "t2", cpus=1).run()
     assert report.record.error_kind is ErrorKind.USER and report.traceback is None
     assert report.record.hyperparameters == {"conv_blocks": 1, "padding": "valid", "kernel_size": 11}
