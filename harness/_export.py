@@ -17,7 +17,7 @@ import pandas as pd
 
 from harness._data import load_dataset
 from harness._errors import ArgumentError, HarnessError
-from harness._query import load_leaderboard
+from harness._query import load_leaderboard, within_params
 from harness._spec import load_saved_spec
 from harness._storage import staged_dir
 
@@ -35,14 +35,21 @@ def select_trial(
     study: str | None = None,
     trial: str | None = None,
     rank: int | None = None,
+    max_params: int | None = None,
 ) -> pd.Series:
-    """One leaderboard row: by trial id, or by 1-based rank in its study (default: the best)."""
+    """One leaderboard row: by trial id, or by 1-based rank in its study (default: the best).
+
+    `max_params` answers "the best model under N parameters": ranks count only such rows.
+    """
     if trial is not None and rank is not None:
         raise ArgumentError("rank", "cannot be given with `trial`; specify only one", rank)
-    frame = load_leaderboard(results_dir, study)
+    frame = within_params(load_leaderboard(results_dir, study), max_params)
     if frame.empty:
         where = f" for study {study!r}" if study else ""
-        raise ExportError(f"No leaderboard rows under {results_dir}{where}; run `harness search` first.")
+        limit = f" with at most {max_params:,} parameters" if max_params is not None else ""
+        raise ExportError(
+            f"No leaderboard rows{limit} under {results_dir}{where}; run `harness search` first."
+        )
     if trial is not None:
         rows = frame[frame["trial_id"] == trial]
         if rows.empty:

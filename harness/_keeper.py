@@ -20,13 +20,15 @@ from harness._storage import remove
 class ModelKeeper:
     """Holds the best `keep` completed trials that have a model; drops the rest.
 
-    Ranking matches `load_leaderboard` for completed trials: the objective, best first;
-    among equal values the earlier trial stays.
+    Ranking matches `load_leaderboard` for completed trials of one objective: feasible
+    first, then the objective, best first; among equal values the earlier trial stays.
+    (A multi-objective study keeps every model by default: its front has no single order.)
     """
 
     def __init__(self, results_dir: str | Path, keep: int) -> None:
         self.results_dir, self.keep = results_dir, keep
-        self._heap: list[tuple[float, int, str]] = []  # (-badness, -arrival, trial_id): worst on top
+        # (-infeasible, -badness, -arrival, trial_id): the worst on top
+        self._heap: list[tuple[int, float, int, str]] = []
         self._records: dict[str, TrialRecord] = {}
         self._arrivals = itertools.count()
 
@@ -44,11 +46,12 @@ class ModelKeeper:
         """Consider a newly recorded trial; returns the trial ids whose model was dropped."""
         if record.status is not TrialStatus.COMPLETED or record.model_path is None:
             return []
-        heapq.heappush(self._heap, (-_badness(record), -next(self._arrivals), record.trial_id))
+        infeasible = int(record.feasible is False)
+        heapq.heappush(self._heap, (-infeasible, -_badness(record), -next(self._arrivals), record.trial_id))
         self._records[record.trial_id] = record
         dropped = []
         while len(self._heap) > self.keep:
-            _, _, trial_id = heapq.heappop(self._heap)
+            *_, trial_id = heapq.heappop(self._heap)
             self._drop(self._records.pop(trial_id))
             dropped.append(trial_id)
         return dropped

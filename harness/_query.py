@@ -27,10 +27,11 @@ def load_leaderboard(results_dir: str | Path = "results", study: str | None = No
 
 
 def sort_by_objective(frame: pd.DataFrame) -> pd.DataFrame:
-    """Completed trials first, then pruned, then failed; within each, best objective first.
+    """Feasible before infeasible; then completed, pruned, failed; then best first.
 
     A pruned trial's best partial epoch is not comparable with a finished trial's
-    selected epoch, so it never outranks one.
+    selected epoch, so it never outranks one. A multi-objective study's completed rows
+    rank by Pareto rank (the front first), then by the first objective.
     """
     if frame.empty:
         return frame
@@ -42,9 +43,33 @@ def sort_by_objective(frame: pd.DataFrame) -> pd.DataFrame:
             values[rows] = pd.to_numeric(frame.loc[rows, name], errors="coerce")
     sign = frame["objective_mode"].map({"max": -1.0, "min": 1.0}).fillna(-1.0)
     tier = frame["status"].map(_TIERS).fillna(2)
-    frame = frame.assign(_tier=tier, _key=values * sign)
-    frame = frame.sort_values(["study", "_tier", "_key"], na_position="last", kind="stable")
-    return frame.drop(columns=["_tier", "_key"]).reset_index(drop=True)
+    infeasible = frame["feasible"].eq(False).fillna(False).astype(int) if "feasible" in frame else 0
+    frame = frame.assign(_infeasible=infeasible, _tier=tier, _rank=_study_ranks(frame), _key=values * sign)
+    keys = ["study", "_infeasible", "_tier", "_rank", "_key"]
+    frame = frame.sort_values(keys, na_position="last", kind="stable")
+    return frame.drop(columns=keys[1:]).reset_index(drop=True)
+
+
+def _study_ranks(frame: pd.DataFrame) -> pd.Series:
+    """Pareto rank of each multi-objective study's completed, feasible rows (0 elsewhere)."""
+    ranks = pd.Series(0.0, index=frame.index)
+    if "objectives" not in frame.columns:
+        return ranks
+    infeasible = frame["feasible"].eq(False).fillna(False) if "feasible" in frame else False
+    eligible = frame["status"].eq("completed") & ~infeasible & frame["objectives"].notna()
+    for _, rows in frame[eligible].groupby("study"):
+        objectives = parse_objectives(str(rows["objectives"].iloc[0]))
+        ranks[rows.index] = pareto_ranks(rows, objectives).fillna(np.inf)
+    return ranks
+
+
+def within_params(frame: pd.DataFrame, max_params: int | None) -> pd.DataFrame:
+    """Rows whose model has at most `max_params` parameters (all rows when None); order kept."""
+    if max_params is None:
+        return frame
+    if max_params < 1:
+        raise ArgumentError("max_params", "must be a positive number of parameters", max_params)
+    return frame[frame["params"].le(max_params).fillna(False)]
 
 
 def sort_leaderboard(frame: pd.DataFrame, column: str, *, descending: bool | None = None) -> pd.DataFrame:
@@ -74,6 +99,12 @@ def pareto_front(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFram
 
     Rows with a missing objective value are left out. Order is kept.
     """
+    ranks = pareto_ranks(frame, objectives)
+    return frame[ranks.eq(0)]
+
+
+def pareto_ranks(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.Series:
+    """0 for the front, 1 for the front once it is removed, and so on; NaN where a value is missing."""
     missing = [c for c in objectives if c not in frame.columns]
     if missing:
         numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
@@ -86,8 +117,16 @@ def pareto_front(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFram
     points = np.column_stack(
         [scored[c].to_numpy(float) * (-1.0 if m == "max" else 1.0) for c, m in objectives.items()]
     )
-    keep = np.ones(len(points), dtype=bool)
-    for i, p in enumerate(points):
-        dominated = np.all(points <= p, axis=1) & np.any(points < p, axis=1)
-        keep[i] = not dominated.any()
-    return scored[keep]
+    rank = np.full(len(points), -1)
+    level = 0
+    while (rank < 0).any():
+        left = np.flatnonzero(rank < 0)
+        others = points[left]
+        for i in left:
+            dominated = np.all(others <= points[i], axis=1) & np.any(others < points[i], axis=1)
+            if not dominated.any():
+                rank[i] = level
+        level += 1
+    ranks = pd.Series(np.nan, index=frame.index)
+    ranks[scored.index] = rank.astype(float)
+    return ranks

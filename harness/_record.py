@@ -43,6 +43,7 @@ class StopReason(enum.StrEnum):
     TIME_BUDGET = "time_budget"
     INTERRUPTED = "interrupted"
     TIMEOUT = "timeout"
+    INFEASIBLE = "infeasible"  # over a limit known before training (`constraints.params`): not trained
 
 
 class ErrorKind(enum.StrEnum):
@@ -120,6 +121,7 @@ class TrialRecord:
     model_path: str | None = None
     objective_metric: str | None = None
     objective_mode: str | None = None
+    objectives: str | None = None  # several objectives: "val_accuracy:max,params:min" (ranked by Pareto)
     spec_hash: str | None = None
     harness_version: str | None = None
     keras_version: str | None = None

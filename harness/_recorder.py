@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 
+from harness._constraints import feasible
 from harness._keeper import ModelKeeper
 from harness._leaderboard import write_row, written_trial_ids
 from harness._progress import LiveProgress
@@ -126,6 +127,7 @@ class LeaderboardRecorder(Callback):
             spec_hash=self.ctx.spec_hash,
             cpus=trial_cpus(trial.placement_group_factory),
             stop_reason=reason,
+            objectives=self.ctx.objectives,
             finished_at=now(),
             epochs_run=len(seen.epoch_times),
             train_time_s=sum(seen.epoch_times) if seen.epoch_times else None,
@@ -145,7 +147,7 @@ class LeaderboardRecorder(Callback):
             epoch = seen.best.epoch
             record = replace(record, val_accuracy=epoch.val_accuracy, val_loss=epoch.val_loss,
                              best_epoch=epoch.epoch)  # fmt: skip
-        return record
+        return replace(record, feasible=feasible(record, self.ctx.constraints))
 
     def _record(self, record: TrialRecord, traceback: str | None = None) -> None:
         if traceback is not None:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def make_scheduler(spec: SearchSpec) -> TrialScheduler:
     """The spec's scheduler; every epoch is one `training_iteration` (the last carries the result)."""
     sched = spec.search.scheduler
-    metric, mode = spec.objective.metric, spec.objective.direction
+    metric, mode = spec.objectives[0].metric, spec.objectives[0].direction  # one: checked in the spec
     max_t = spec.search.max_epochs
     inner: TrialScheduler
     if sched.name == "none":

@@ -146,18 +146,22 @@ def _start_ray(address: str | None, env: dict[str, str]) -> None:
 
 def _context(spec: SearchSpec, data: Dataset, results: Path, run_id: str, backend: str) -> TrialContext:
     es = spec.training.early_stopping
+    first = spec.objectives[0]
+    objectives = ",".join(f"{o.metric}:{o.direction}" for o in spec.objectives)
     return TrialContext(
         study=spec.study,
         run_id=run_id,
         dataset=data.name,
-        objective_metric=spec.objective.metric,
-        objective_mode=spec.objective.direction,
+        objective_metric=first.metric,
+        objective_mode=first.direction,
         spec_hash=spec.spec_hash(),
         models_dir=str(results / "models" / spec.study),
         max_epochs=spec.search.max_epochs,
         seed=spec.search.seed,
         early_stopping=es.model_dump() if es else None,
         backend=backend,
+        constraints=spec.limits,
+        objectives=objectives if spec.multi_objective else None,
     )
 
 
@@ -195,7 +199,7 @@ def _tuner(
     run_config = tune.RunConfig(
         name=run_dir.name,
         storage_path=str(run_dir.parent),
-        callbacks=[recorder, SearchProgress(spec.objective.metric, spec.objective.direction)],
+        callbacks=[recorder, SearchProgress(ctx.objective_metric, ctx.objective_mode)],
         verbose=0,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
     )
@@ -211,8 +215,8 @@ def _searcher(spec: SearchSpec, results: Path, dataset: str, run_id: str) -> Any
     return HarnessSearch(
         space=functools.partial(_define_by_run, space=spec.space),
         sampler=make_sampler(spec.search.sampler, spec.search.seed),
-        metric=spec.objective.metric,
-        mode=spec.objective.direction,
+        objectives=[(o.metric, o.direction) for o in spec.objectives],
+        constraints=spec.limits,
         study_name=f"{spec.study}-{run_id}",
         start_points=start_points(spec),
         earlier_trials=earlier_trials(spec, results, dataset),

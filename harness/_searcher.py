@@ -19,12 +19,13 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from harness._constraints import violations
 from harness._errors import HarnessError
 from harness._leaderboard import dedupe, read_table
 from harness._points import distributions, point_params, row_point
 from harness._record import REPORT_KEY, EpochReport, FinalReport, TrialRecord, TrialStatus
 from harness._space import START_POINT, Value
-from harness._spec import SearchSpec
+from harness._spec import Bound, SearchSpec
 
 TRAINING_ITERATION = "training_iteration"  # Ray's counter of reports: one per epoch
 _NEEDS = {"gp": ("torch", "pip install -e '.[torch]'"), "cmaes": ("cmaes", "pip install cmaes")}
@@ -66,14 +67,21 @@ class HarnessSearch(OptunaSearch):
         *,
         space: Callable[[optuna.Trial], dict[str, Any]],
         sampler: optuna.samplers.BaseSampler,
-        metric: str,
-        mode: str,
+        objectives: list[tuple[str, str]],
+        constraints: dict[str, Bound],
         study_name: str,
         start_points: list[dict[str, Value]],
         earlier_trials: list[FrozenTrial],
     ) -> None:
-        super().__init__(space=space, sampler=sampler, metric=metric, mode=mode, study_name=study_name)
-        self.objective = metric
+        metrics, modes = [m for m, _ in objectives], [d for _, d in objectives]
+        super().__init__(
+            space=space,
+            sampler=sampler,
+            metric=metrics if len(metrics) > 1 else metrics[0],
+            mode=modes if len(modes) > 1 else modes[0],
+            study_name=study_name,
+        )
+        self.objectives, self.constraints = metrics, constraints
         self._last: dict[str, EpochReport | FinalReport] = {}  # per live trial: its latest report
         self.study.add_trials(earlier_trials)  # before the first suggestion
         for params in start_points:
@@ -95,7 +103,10 @@ class HarnessSearch(OptunaSearch):
             self._report_epoch(trial_id, report, result.get(TRAINING_ITERATION))
 
     def _report_epoch(self, trial_id: str, report: EpochReport | FinalReport, step: Any) -> None:
-        value = report.epoch.metric(self.objective) if report.epoch is not None else None
+        """Intermediate values (Optuna keeps them for one objective only)."""
+        if len(self.objectives) > 1 or report.epoch is None:
+            return
+        value = report.epoch.metric(self.objectives[0])
         if value is not None and isinstance(step, int):
             self._ot_trials[trial_id].report(value, step)
 
@@ -110,14 +121,18 @@ class HarnessSearch(OptunaSearch):
         if result and isinstance(report, EpochReport | FinalReport) and report is not last:
             # A STOP decision skips on_trial_result: this epoch was not reported yet.
             self._report_epoch(trial_id, report, result.get(TRAINING_ITERATION))
-        value = None
+        ot_trial = self._ot_trials[trial_id]
+        values = None
         if error or (isinstance(report, FinalReport) and report.record.status is TrialStatus.FAILED):
             state = TrialState.FAIL
-        elif isinstance(report, FinalReport):
-            state, value = TrialState.COMPLETE, getattr(report.record, self.objective)
-        else:  # stopped by the scheduler or the time budget: no final value
+        elif isinstance(report, FinalReport) and report.record.status is TrialStatus.COMPLETED:
+            state, values = TrialState.COMPLETE, [getattr(report.record, m) for m in self.objectives]
+        else:  # stopped by the scheduler or the time budget, or never trained (infeasible)
             state = TrialState.PRUNED
-        self.study.tell(self._ot_trials[trial_id], value, state=state)
+        if isinstance(report, FinalReport) and state is not TrialState.FAIL:
+            for key, excess in violations(report.record, self.constraints).items():
+                ot_trial.set_constraint(key, excess)  # TPE sets infeasible trials apart
+        self.study.tell(ot_trial, values, state=state)
         self._completed_trials.add(trial_id)
 
 
@@ -151,18 +166,25 @@ def _as_trial(spec: SearchSpec, record: TrialRecord) -> FrozenTrial | None:
         params = point_params(spec.space, row_point(record.hyperparameters))
     except ValueError:
         return None  # sampled from another space: says nothing about this one
-    value = getattr(record, spec.objective.metric)
+    values = [getattr(record, o.metric) for o in spec.objectives]
     state = _STATES.get(record.status, TrialState.FAIL)
-    if state is TrialState.COMPLETE and value is None:
+    if state is TrialState.COMPLETE and None in values:
         state = TrialState.FAIL
+    first = values[0]
     pruned_at = (
-        {record.best_epoch: value} if state is TrialState.PRUNED and value and record.best_epoch else None
+        {record.best_epoch: first}
+        if state is TrialState.PRUNED and first and record.best_epoch and not spec.multi_objective
+        else None
     )
-    return optuna.trial.create_trial(
+    trial = optuna.trial.create_trial(
         state=state,
-        value=value if state is TrialState.COMPLETE else None,
+        values=values if state is TrialState.COMPLETE else None,
         params=params,
         distributions=distributions(spec.space, params),
         intermediate_values=pruned_at,
         user_attrs={"warm_start": f"{record.study}/{record.trial_id}"},
     )
+    if state is not TrialState.FAIL:
+        for key, excess in violations(record, spec.limits).items():
+            trial.set_constraint(key, excess)
+    return trial

@@ -50,6 +50,8 @@ class Parameter:
 
 
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
+LR_SCHEDULES = ("none", "cosine", "one_cycle", "plateau")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 BLOCK, DENSE = "conv_blocks", "dense_layers"
 GROUP_SIZES = {BLOCK: MAX_BLOCKS, DENSE: MAX_DENSE}
 PARAMETERS: dict[str, Parameter] = {
@@ -71,10 +73,19 @@ PARAMETERS: dict[str, Parameter] = {
     ),
     "augment_flip": Parameter("str", "none", choices=("none", "horizontal", "vertical", "both")),
     "augment_rotation": Parameter("float", 0.0, low=0.0, high=0.5, help="fraction of a full turn"),
-    "augment_shift": Parameter("float", 0.0, low=0.0, high=0.5, help="fraction of height/width"),
+    "augment_shift": Parameter(
+        "float", 0.0, low=0.0, high=0.5, help="per-image random crop of the image padded by this fraction"
+    ),
     "augment_brightness": Parameter("float", 0.0, low=0.0, high=1.0, help="fraction of 255"),
     "optimizer": Parameter("str", "adam", choices=OPTIMIZERS),
     "learning_rate": Parameter("float", 1e-3, low=1e-7, high=10.0),
+    "lr_schedule": Parameter("str", "none", choices=LR_SCHEDULES, help="one schedule; they do not combine"),
+    "warmup_epochs": Parameter("int", 1, low=0, help="cosine: epochs of linear warmup"),
+    "weight_decay": Parameter(
+        "float", None, low=0.0, high=1.0, help="decoupled; default: the optimizer's (AdamW 0.004)"
+    ),
+    "label_smoothing": Parameter("float", 0.0, low=0.0, high=0.5),
+    "precision": Parameter("str", "float32", choices=PRECISIONS, help="mixed_*: GPU trials only"),
     "batch_size": Parameter("int", 64, low=1, high=65536),
 }
 

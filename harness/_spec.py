@@ -11,7 +11,9 @@ import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -28,6 +30,10 @@ DATASETS: tuple[str, ...] = get_args(DatasetName)
 
 
 STUDY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_ONE, _MANY = "(one objective)", "(objectives)"
+"""Tags of `objective`'s two forms; left out of error locations."""
+CPU_BFLOAT16_SLOWDOWN = "TBD"
+"""Epoch time of mixed_bfloat16 over float32 on a CPU (benchmarks/precision.py, last measured)."""
 
 
 class _Strict(BaseModel):
@@ -63,9 +69,13 @@ class DatasetSpec(_Strict):
         return f"{self.name}[{','.join(self.classes)}]" if self.classes else self.name
 
 
+Metric = Literal["val_accuracy", "val_loss", "params", "train_time_s", "steady_epoch_s", "total_time_s"]
+"""Record fields a search may optimise or constrain (never test_*: the test set only reports)."""
+
+
 class Objective(_Strict):
-    metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
-    mode: Literal["max", "min"] | None = None  # default: max for accuracy, min for loss
+    metric: Metric = "val_accuracy"
+    mode: Literal["max", "min"] | None = None  # default: max for accuracy, min for the rest
 
     @model_validator(mode="after")
     def _direction(self) -> Objective:
@@ -80,6 +90,21 @@ class Objective(_Strict):
     def direction(self) -> Literal["max", "min"]:
         """`mode`, always set once validated."""
         return "max" if self.mode == "max" else "min"
+
+
+class Bound(_Strict):
+    """`constraints.<metric>`: a trial outside [min, max] is infeasible."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> Bound:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min must be <= max; got min={self.min}, max={self.max}")
+        return self
 
 
 class Scheduler(_Strict):
@@ -146,7 +171,11 @@ class Resources(_Strict):
 class SearchSpec(_Strict):
     study: str = Field(pattern=STUDY_PATTERN, max_length=100)
     dataset: DatasetSpec
-    objective: Objective = Objective()
+    objective: Annotated[
+        Annotated[Objective, Tag(_ONE)] | Annotated[list[Objective], Field(min_length=1), Tag(_MANY)],
+        Discriminator(lambda raw: _MANY if isinstance(raw, list) else _ONE),
+    ] = Objective()  # one objective, or a list: a multi-objective search
+    constraints: dict[Metric, Bound] = Field(default_factory=dict)
     search: SearchSettings = SearchSettings()
     training: Training = Training()
     resources: Resources = Resources()
@@ -161,6 +190,58 @@ class SearchSpec(_Strict):
             raise ValueError("space must be a mapping of parameter name to distribution or value")
         return validate_space(raw)
 
+    @property
+    def objectives(self) -> list[Objective]:
+        """`objective` as a list: one entry, or several for a multi-objective search."""
+        return self.objective if isinstance(self.objective, list) else [self.objective]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def limits(self) -> dict[str, Bound]:
+        """`constraints:` keyed by plain metric name."""
+        return {str(metric): bound for metric, bound in self.constraints.items()}
+
+    @model_validator(mode="after")
+    def _objectives_fit_the_search(self) -> SearchSpec:
+        metrics = [o.metric for o in self.objectives]
+        if len(set(metrics)) < len(metrics):
+            raise ValueError(f"objective lists a metric twice: {metrics}")
+        if not self.multi_objective:
+            return self
+        sched, given = self.search.scheduler, self.search.model_fields_set
+        defaults: dict[str, Any] = {
+            "scheduler": Scheduler(name="none"),  # the default ASHA ranks by one metric
+            "keep_models": None,  # every front member stays exportable
+        }
+        update = {key: value for key, value in defaults.items() if key not in given}
+        object.__setattr__(self, "search", self.search.model_copy(update=update))
+        if "scheduler" in given and sched.name != "none":
+            raise ValueError(
+                f"search.scheduler: {sched.name} stops trials on one metric, and objective lists "
+                f"{len(metrics)} ({', '.join(metrics)}); use scheduler: {{name: none}} for a "
+                "multi-objective search, or keep one objective and add constraints"
+            )
+        if self.search.sampler == "cmaes":
+            raise ValueError("search.sampler: cmaes optimises one objective; use tpe, nsga2, random or qmc")
+        return self
+
+    @model_validator(mode="after")
+    def _mixed_precision_on_gpus_only(self) -> SearchSpec:
+        """Offered where it was measured faster: GPUs (benchmarks/README.md, mixed precision)."""
+        entry = self.space.get("precision")
+        values = entry.choices if isinstance(entry, CategoricalDist) else [entry]
+        mixed = [v for v in values if isinstance(v, str) and v.startswith("mixed")]
+        if mixed and not self.resources.gpus_per_trial:
+            raise ValueError(
+                f"space.precision: {mixed[0]} is for GPU trials only (on CPUs bfloat16 trained "
+                f"{CPU_BFLOAT16_SLOWDOWN} slower than float32, measured: benchmarks/README.md); "
+                "give trials GPUs (resources.gpus_per_trial) or use float32"
+            )
+        return self
+
     @model_validator(mode="after")
     def _start_points_inside_space(self) -> SearchSpec:
         for i, point in enumerate(self.search.start_from):
@@ -172,7 +253,10 @@ class SearchSpec(_Strict):
 
     def spec_hash(self) -> str:
         """Short hash of the validated spec, so each result names what produced it."""
-        dumped = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        data = self.model_dump(mode="json")
+        if not data["constraints"]:
+            del data["constraints"]  # specs without constraints keep the hash they had before them
+        dumped = json.dumps(data, sort_keys=True)
         return hashlib.sha256(dumped.encode()).hexdigest()[:12]
 
     def with_overrides(self, **overrides: Any) -> SearchSpec:
@@ -248,7 +332,9 @@ def _validate(raw: dict[str, Any], source: str, context: dict[str, Any] | None =
 
 def describe_error(error: Any) -> str:
     """One readable line per Pydantic error: `field.path: message (got: value)`."""
-    loc = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
+    loc = ".".join(
+        str(p) for p in error["loc"] if not str(p).startswith("function-") and p not in (_ONE, _MANY)
+    )
     msg = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return f"{loc}: unknown field; check the spelling against DESIGN.md's schema"

@@ -2,7 +2,8 @@
 
 Every outcome the worker sees ends in one `FinalReport`: a completed trial with its test
 metrics, or a failed one with its error and whose fault it was (`ErrorKind`). A trial
-stopped by the scheduler never reaches it, which is how the driver tells "pruned".
+stopped by the scheduler never reaches it, which is how the driver tells "pruned". A trial
+over a limit known once its model is built (`constraints.params`) is recorded untrained.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import tempfile
 import time
 import traceback
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness._constraints import feasible
 from harness._errors import TrialFailed
 from harness._provenance import provenance
 from harness._record import (
@@ -27,13 +29,14 @@ from harness._record import (
     EpochReport,
     ErrorKind,
     FinalReport,
+    StopReason,
     TrialRecord,
     TrialStatus,
     now,
     steady_epoch_s,
 )
 from harness._resources import trial_cpus
-from harness._space import hyperparameters
+from harness._space import hyperparameters, resolve
 from harness._storage import copy_file, local_scratch
 
 if TYPE_CHECKING:
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from harness._checkpoint import Progress, ResumableEarlyStopping
     from harness._data import Dataset
     from harness._reporter import ReportCallback
+    from harness._spec import Bound
 
 _configured_threads: int | None = None
 TRAINING_LIBRARIES = frozenset({"keras", "tensorflow", "jax", "jaxlib", "torch", "optree", "numpy"})
@@ -63,6 +67,15 @@ class TrialContext:
     seed: int
     early_stopping: dict[str, Any] | None
     backend: str
+    constraints: dict[str, Bound] = field(default_factory=dict)
+    objectives: str | None = None  # several objectives, as the record's `objectives` column
+
+    @property
+    def metrics(self) -> list[str]:
+        """Every objective's metric, the first first: each report carries them all (Ray checks)."""
+        if not self.objectives:
+            return [self.objective_metric]
+        return [part.partition(":")[0] for part in self.objectives.split(",")]
 
 
 def run_trial(config: dict[str, Any], *, data: Dataset, ctx: TrialContext) -> None:
@@ -75,7 +88,7 @@ def run_trial(config: dict[str, Any], *, data: Dataset, ctx: TrialContext) -> No
         os.environ.update(worker_env(ctx.backend, cpus))
     final = _Attempt(config, data, ctx, context.get_trial_id(), cpus=cpus).run()
     if final is not None:  # a failure; a completed trial's record went with its last epoch
-        tune.report({ctx.objective_metric: _objective(final, ctx.objective_metric), REPORT_KEY: final})
+        tune.report({**objective_values(final.record, ctx.metrics), REPORT_KEY: final})
 
 
 class _Attempt:
@@ -101,16 +114,20 @@ class _Attempt:
             spec_hash=ctx.spec_hash,
             started_at=now(),
             cpus=cpus,
+            objectives=ctx.objectives,
             hyperparameters=hyperparameters(config),
         )
         self.reporter: ReportCallback | None = None
         self.stopper: ResumableEarlyStopping | None = None
         self.training = False
         self.finished = False
+        self.infeasible = False
 
     def run(self) -> FinalReport | None:
         try:
             self._train()
+            if self.infeasible:
+                return self._not_trained()
             return None if self.finished else self._finish(None)  # resumed after its last epoch
         except Exception as exc:  # a bad trial must not end the search; whose fault it is, is kept
             kind = classify(exc, in_training=self.training)
@@ -130,6 +147,7 @@ class _Attempt:
         from ray import tune
 
         from harness._checkpoint import ResumableEarlyStopping
+        from harness._model import training_callbacks
         from harness._reporter import ReportCallback
 
         keras.backend.clear_session(free_memory=False)  # reused worker; gc.collect costs 0.2 s
@@ -142,6 +160,9 @@ class _Attempt:
         self.record = replace(
             self.record, params=int(self.model.count_params()), started_at=self.progress.started_at
         )
+        if feasible(self.record, self.ctx.constraints) is False:  # e.g. over `constraints.params`
+            self.infeasible = True
+            return
         es = self.ctx.early_stopping
         if es:
             self.stopper = ResumableEarlyStopping(
@@ -154,7 +175,8 @@ class _Attempt:
             stop_requested=_stop_requested,
             epochs=self.progress.epochs,
         )
-        callbacks = [c for c in (self.stopper, self.reporter) if c is not None]  # stopper first: saved
+        # The stopper first (its state is checkpointed), the reporter last (it sees the epoch's rate).
+        callbacks = [c for c in (self.stopper, *training_callbacks(self.config), self.reporter) if c]
         self.t_fit = time.perf_counter()
         self.record = replace(self.record, build_s=self.t_fit - t_build)
         data = self.data
@@ -163,7 +185,7 @@ class _Attempt:
             validation_data=(data.x_val, data.y_val),
             initial_epoch=len(self.progress.epochs),
             epochs=self.ctx.max_epochs,
-            batch_size=int(self.config.get("batch_size", 64)),
+            batch_size=int(resolve(self.config, "batch_size")),
             callbacks=callbacks,
             verbose=0,
         )  # fmt: skip
@@ -175,8 +197,15 @@ class _Attempt:
         payload: EpochReport | FinalReport
         if last:
             payload = self._finish(epoch)
-            metrics = {**metrics, self.ctx.objective_metric: _objective(payload, self.ctx.objective_metric)}
+            metrics = {**metrics, **objective_values(payload.record, self.ctx.metrics)}
         else:
+            so_far = replace(
+                self._with_epochs(self.record),
+                train_time_s=self._fit_s(),
+                val_accuracy=epoch.val_accuracy,
+                val_loss=epoch.val_loss,
+            )
+            metrics = {**metrics, **objective_values(so_far, self.ctx.metrics)}
             payload = EpochReport(
                 epoch=epoch,
                 params=self.record.params or 0,
@@ -218,8 +247,22 @@ class _Attempt:
             total_time_s=time.perf_counter() - self.t0,
             finished_at=now(),
         )
+        record = replace(record, feasible=feasible(record, self.ctx.constraints))
         self.finished = True
         return FinalReport(record=record, epoch=epoch)
+
+    def _not_trained(self) -> FinalReport:
+        """A trial over a limit known once its model is built: recorded, never trained."""
+        record = replace(
+            self.record,
+            status=TrialStatus.PRUNED,
+            stop_reason=StopReason.INFEASIBLE,
+            feasible=False,
+            epochs_run=0,
+            total_time_s=time.perf_counter() - self.t0,
+            finished_at=now(),
+        )
+        return FinalReport(record=record)
 
     def _fit_s(self) -> float:
         return self.progress.train_time_s + time.perf_counter() - self.t_fit
@@ -248,7 +291,9 @@ class _Attempt:
         progress = Progress(
             started_at=self.record.started_at or now(), train_time_s=0.0, epochs=[], early_stopping=None
         )
-        return compile_model(model, self.config), progress, None
+        batches = math.ceil(len(self.data.x_train) / int(resolve(self.config, "batch_size")))
+        model = compile_model(model, self.config, epochs=self.ctx.max_epochs, steps_per_epoch=batches)
+        return model, progress, None
 
     def _with_epochs(self, record: TrialRecord) -> TrialRecord:
         """Epoch counts and timings so far (a failed trial keeps the epochs it ran)."""
@@ -261,10 +306,10 @@ class _Attempt:
         )
 
 
-def _objective(final: FinalReport, metric: str) -> float:
-    """The value Ray's schedulers and searcher read: the record's, NaN for a failed trial."""
-    value = getattr(final.record, metric)
-    return math.nan if value is None else float(value)
+def objective_values(record: TrialRecord, metrics: list[str]) -> dict[str, float]:
+    """The values Ray's schedulers and searcher read: the record's, NaN where unknown (a failure)."""
+    values = {metric: getattr(record, metric) for metric in metrics}
+    return {metric: math.nan if value is None else float(value) for metric, value in values.items()}
 
 
 def classify(exc: BaseException, *, in_training: bool) -> ErrorKind:

@@ -34,7 +34,7 @@ from harness._evaluate import confusion_png
 from harness._leaderboard import compact as compact_study
 from harness._leaderboard import studies
 from harness._progress import leaderboard_table
-from harness._query import parse_objectives
+from harness._query import parse_objectives, within_params
 from harness._spec import DATASETS
 
 app = typer.Typer(
@@ -54,6 +54,9 @@ ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder.")]
 StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name (default: all).")]
 TrialOpt = Annotated[str | None, typer.Option("--trial", help="Trial id.")]
 RankOpt = Annotated[int | None, typer.Option("--rank", min=1, help="Rank in the study (1 = best; default).")]
+MaxParamsOpt = Annotated[
+    int | None, typer.Option("--max-params", min=1, help="Only models with at most N parameters.")
+]
 DataDirOpt = Annotated[
     Path | None,
     typer.Option("--data-dir", envvar="HARNESS_DATA_DIR", help="Folder holding the datasets."),
@@ -177,6 +180,7 @@ def leaderboard(
         typer.Option(help="Keep the non-dominated rows, e.g. val_accuracy:max,params:min."),
     ] = None,
     compact: Annotated[bool, typer.Option(help="Merge each study's row files first.")] = False,
+    max_params: MaxParamsOpt = None,
     format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
 ) -> None:
     """Print the leaderboard, best first (safe while a search is writing)."""
@@ -189,6 +193,7 @@ def leaderboard(
         where = f" for study {study!r}" if study else ""
         raise HarnessError(f"No leaderboard rows under {results}{where}; run `harness search` first.")
     counts = frame["status"].value_counts().to_dict()
+    frame = within_params(frame, max_params)
     if pareto:
         frame = pareto_front(frame, parse_objectives(pareto))
     if sort:
@@ -216,6 +221,7 @@ def export(
     study: StudyOpt = None,
     trial: TrialOpt = None,
     rank: RankOpt = None,
+    max_params: MaxParamsOpt = None,
     format: Annotated[
         list[str] | None, typer.Option("--format", help="keras (always), savedmodel, onnx.")
     ] = None,
@@ -223,7 +229,7 @@ def export(
 ) -> None:
     """Export a trial's model with a model card, verified on the test set."""
 
-    row = select_trial(results, study=study, trial=trial, rank=rank)
+    row = select_trial(results, study=study, trial=trial, rank=rank, max_params=max_params)
     formats = tuple(format or ("keras",))
     card = export_trial(row, out, results_dir=results, formats=formats, data_dir=data_dir)
     console.print(
@@ -238,12 +244,13 @@ def evaluate(
     study: StudyOpt = None,
     trial: TrialOpt = None,
     rank: RankOpt = None,
+    max_params: MaxParamsOpt = None,
     png: Annotated[Path | None, typer.Option(help="Confusion matrix PNG (default: in results).")] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Per-class precision/recall/F1 and a confusion matrix on the test set."""
 
-    row = select_trial(results, study=study, trial=trial, rank=rank)
+    row = select_trial(results, study=study, trial=trial, rank=rank, max_params=max_params)
     report = evaluate_trial(row, results_dir=results, data_dir=data_dir)
     table = Table(title=f"{row['study']}/{row['trial_id']}: per class, worst F1 first")
     for col in ("class", "precision", "recall", "f1", "support"):
@@ -311,6 +318,7 @@ FLAGS = {
     "study": "--study",
     "trial": "--trial",
     "rank": "--rank",
+    "max_params": "--max-params",
     "out": "--out",
     "formats": "--format",
     "column": "--sort",

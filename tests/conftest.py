@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 import yaml
 
@@ -64,6 +66,13 @@ def make_record(
         values.update(error="TrialFailed: boom", error_kind="user")
     values.update(extra)
     return TrialRecord(**values)
+
+
+def optuna_study(results: Path, study: str) -> optuna.Study:
+    """The run's Optuna study as Ray saved it with the experiment at the end of the search."""
+    (state,) = sorted((results / "runs" / study).glob("run-*/searcher-state-*.pkl"))[-1:]
+    study_object: optuna.Study = pickle.loads(state.read_bytes())["_ot_study"]
+    return study_object
 
 
 @pytest.fixture

@@ -163,3 +163,106 @@ def test_compiled_model_trains_a_step():
     assert set(history.history) >= {"loss", "accuracy"}
     assert np.isfinite(history.history["loss"][0])
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    return (x.reshape(-1, 8, 8, 1) * 16).clip(0, 255).astype(np.uint8), y
+
+
+RECIPES = {
+    "cosine with warmup": {"lr_schedule": "cosine", "warmup_epochs": 1},
+    "one_cycle": {"lr_schedule": "one_cycle"},
+    "plateau": {"lr_schedule": "plateau"},
+    "label smoothing": {"label_smoothing": 0.1},
+    "weight decay": {"optimizer": "adam", "weight_decay": 1e-4},
+    "per-image crop and flip": {"augment_shift": 0.25, "augment_flip": "horizontal"},
+}
+
+
+@pytest.mark.parametrize("recipe", RECIPES.values(), ids=RECIPES.keys())
+def test_each_training_recipe_trains_an_epoch_on_digits_saves_and_reloads(recipe, digits, tmp_path):
+    from harness._model import training_callbacks
+
+    x, y = digits
+    config = {"conv_blocks": 1, "filters": 8, "dense_units": 16, "learning_rate": 0.01, **recipe}
+    model = compile_model(build_model(config, (8, 8, 1), 10), config, epochs=3, steps_per_epoch=29)
+    history = model.fit(x, y, validation_split=0.1, epochs=1, batch_size=64, verbose=0,
+                        callbacks=training_callbacks(config))  # fmt: skip
+    assert np.isfinite(history.history["loss"][0]) and history.history["accuracy"][0] > 0.1
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(
+        reloaded.predict(x[:16], verbose=0), model.predict(x[:16], verbose=0), atol=1e-6
+    )
+    assert type(reloaded.loss) is type(model.loss)
+    assert reloaded.evaluate(x[:64], y[:64], verbose=0)[0] == pytest.approx(
+        model.evaluate(x[:64], y[:64], verbose=0)[0]
+    )
+
+
+def test_schedules_follow_their_shape():
+    from harness._model import OneCycle, learning_rate
+
+    def at(schedule, step):
+        return float(keras.ops.convert_to_numpy(schedule(step)))
+
+    cosine = learning_rate({"lr_schedule": "cosine", "learning_rate": 0.01, "warmup_epochs": 2},
+                           epochs=10, steps_per_epoch=10)  # fmt: skip
+    assert at(cosine, 0) == pytest.approx(0.001) and at(cosine, 20) == pytest.approx(0.01)
+    assert at(cosine, 60) < at(cosine, 20) and at(cosine, 100) == pytest.approx(0.0, abs=1e-6)
+    cycle = OneCycle(peak=0.01, total_steps=100)
+    assert at(cycle, 0) == pytest.approx(0.0004) and at(cycle, 30) == pytest.approx(0.01)
+    assert at(cycle, 100) == pytest.approx(1e-6, rel=1e-3) and at(cycle, 15) < 0.01
+    assert (
+        learning_rate({"lr_schedule": "plateau", "learning_rate": 0.01}, epochs=5, steps_per_epoch=5) == 0.01
+    )
+
+
+def test_smoothed_sparse_crossentropy_equals_keras_categorical_smoothing():
+    from harness._model import SmoothedSparseCrossentropy
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(5), size=8).astype("float32")
+    labels = rng.integers(0, 5, size=8)
+    ours = SmoothedSparseCrossentropy(0.2)(labels, probs)
+    theirs = keras.losses.CategoricalCrossentropy(label_smoothing=0.2)(np.eye(5)[labels], probs)
+    assert float(ours) == pytest.approx(float(theirs), rel=1e-5)
+
+
+def test_shift_crops_each_image_at_its_own_offset():
+    from harness._model import RandomShift
+
+    images = np.tile(np.arange(16, dtype="float32").reshape(1, 4, 4, 1), (64, 1, 1, 1))
+    shifted = np.asarray(RandomShift(0.25, seed=1)(images, training=True))
+    assert shifted.shape == images.shape
+    assert len({s.tobytes() for s in shifted}) > 1  # not one offset for the whole batch
+    for s in shifted:  # each is the image moved by at most one pixel, zeros where it left
+        assert any(np.array_equal(s, np.roll(np.roll(images[0], dy, 0), dx, 1) * mask(dy, dx))
+                   for dy in (-1, 0, 1) for dx in (-1, 0, 1))  # fmt: skip
+    np.testing.assert_array_equal(RandomShift(0.25)(images, training=False), images)
+
+
+def mask(dy: int, dx: int) -> np.ndarray:
+    """Ones where a (dy, dx) shift of a 4x4 image keeps pixels, zeros where padding came in."""
+    m = np.ones((4, 4, 1), dtype="float32")
+    if dy > 0:
+        m[:dy] = 0
+    if dy < 0:
+        m[dy:] = 0
+    if dx > 0:
+        m[:, :dx] = 0
+    if dx < 0:
+        m[:, dx:] = 0
+    return m
+
+
+def test_mixed_precision_builds_with_a_float32_softmax_and_leaves_the_policy_alone():
+    config = {**TUTORIAL, "filters": 4, "dense_units": 8, "precision": "mixed_bfloat16"}
+    model = build_model(config, (8, 8, 1), 3)
+    assert model.get_layer("block1_conv1").compute_dtype == "bfloat16"
+    assert model.get_layer("classes").compute_dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"

@@ -56,3 +56,40 @@ def test_sort_leaderboard_directions_and_errors():
     assert sort_leaderboard(frame, "params", descending=True)["params"].tolist() == [3, 2, 1]
     with pytest.raises(ArgumentError, match="Received: column='nope'"):
         sort_leaderboard(frame, "nope")
+
+
+def test_pareto_ranks_peel_fronts():
+    from harness._query import pareto_ranks
+
+    frame = pd.DataFrame({"a": [0.9, 0.8, 0.95, 0.7, None, 0.85], "p": [100, 50, 200, 60, 10, 150]})
+    ranks = pareto_ranks(frame, {"a": "max", "p": "min"}).tolist()
+    assert ranks[:4] == [0, 0, 0, 1] and pd.isna(ranks[4]) and ranks[5] == 1
+
+
+def test_infeasible_rows_never_rank_first(tmp_path):
+    lb.write_row(tmp_path, make_record(trial_id="big", acc=0.99, feasible=False, params=900))
+    lb.write_row(tmp_path, make_record(trial_id="small", acc=0.80, feasible=True, params=90))
+    lb.write_row(tmp_path, make_record(trial_id="cut", status="pruned", acc=0.5, feasible=True))
+    assert load_leaderboard(tmp_path)["trial_id"].tolist() == ["small", "cut", "big"]
+
+
+def test_a_multi_objective_study_ranks_by_pareto_rank_then_its_first_objective(tmp_path):
+    both = "val_accuracy:max,params:min"
+    for trial_id, acc, params in [("a", 0.90, 500), ("b", 0.85, 100), ("c", 0.80, 600), ("d", 0.95, 900)]:
+        lb.write_row(tmp_path, make_record(trial_id=trial_id, acc=acc, params=params, objectives=both))
+    frame = load_leaderboard(tmp_path)
+    assert frame["trial_id"].tolist() == ["d", "a", "b", "c"]  # front {d, a, b} by accuracy, then c
+    assert frame["objectives"].eq(both).all() and frame["objective_metric"].eq("val_accuracy").all()
+
+
+def test_within_params_answers_the_best_model_under_a_budget(tmp_path):
+    from harness import select_trial
+    from harness._query import within_params
+
+    lb.write_row(tmp_path, make_record(trial_id="big", acc=0.99, params=900_000))
+    lb.write_row(tmp_path, make_record(trial_id="small", acc=0.90, params=90_000))
+    assert select_trial(tmp_path, max_params=100_000)["trial_id"] == "small"
+    assert select_trial(tmp_path)["trial_id"] == "big"
+    assert within_params(load_leaderboard(tmp_path), 10)["trial_id"].tolist() == []
+    with pytest.raises(ArgumentError, match="`max_params` must be a positive number"):
+        within_params(load_leaderboard(tmp_path), 0)

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
-import pickle
-from pathlib import Path
 
 import optuna
 import pytest
+from conftest import optuna_study
 from optuna.trial import TrialState
 
-from harness import HarnessError, load_leaderboard, load_spec, run_search
+from harness import HarnessError, load_leaderboard, load_spec, pareto_front, run_search
 from harness._searcher import make_sampler
 
 STATES = {"completed": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
-
-
-def optuna_study(results: Path, study: str) -> optuna.Study:
-    """The run's Optuna study as Ray saved it with the experiment at the end of the search."""
-    (state,) = sorted((results / "runs" / study).glob("run-*/searcher-state-*.pkl"))[-1:]
-    return pickle.loads(state.read_bytes())["_ot_study"]
 
 
 def test_samplers_by_name_and_missing_packages():
@@ -87,3 +80,21 @@ def test_warm_start_puts_earlier_trials_in_the_study_before_the_first_suggestion
     with pytest.raises(HarnessError, match="study 'nope' has no rows"):
         run_search(load_spec(write_spec(study="third", search={**search, "warm_start": ["nope"]})),
                    results_dir=tmp_path)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_multi_objective_search_returns_its_front_first(tmp_path, local_ray, write_spec):
+    objective = [{"metric": "val_accuracy"}, {"metric": "params"}]
+    path = write_spec(
+        objective=objective, search={"trials": 5, "max_epochs": 1, "seed": 0, "sampler": "nsga2"}
+    )
+    frame = run_search(load_spec(path), results_dir=tmp_path)
+    assert len(frame) == 5 and frame["status"].eq("completed").all()
+    assert frame["objectives"].eq("val_accuracy:max,params:min").all()
+    front = pareto_front(frame, {"val_accuracy": "max", "params": "min"})
+    assert set(frame.head(len(front))["trial_id"]) == set(front["trial_id"])  # the front ranks first
+    study = optuna_study(tmp_path, "t")
+    assert len(study.directions) == 2 and all(t.state is TrialState.COMPLETE for t in study.trials)
+    assert {tuple(t.values) for t in study.best_trials} == {
+        (row.val_accuracy, row.params) for row in front.itertuples()
+    }

@@ -451,3 +451,61 @@ def test_a_start_point_outside_the_space_exits_2_before_anything_runs(tmp_path, 
         out.returncode == 2 and "search.start_from[0]: learning_rate: 0.5 is outside the space" in out.stderr
     )
     assert not (tmp_path / "r").exists()
+
+
+def spec_of(**extra: Any) -> SearchSpec:
+    from harness._spec import _validate
+
+    return _validate({"study": "s", "dataset": {"name": "digits"}, **extra}, "s.yaml")
+
+
+def test_several_objectives_make_a_multi_objective_search_without_asha():
+    spec = spec_of(objective=[{"metric": "val_accuracy"}, {"metric": "params"}])
+    assert spec.multi_objective and [o.direction for o in spec.objectives] == ["max", "min"]
+    assert spec.search.scheduler.name == "none" and spec.search.keep_models is None  # defaults fit a front
+    assert not spec_of().multi_objective and spec_of().objectives[0].metric == "val_accuracy"
+    kept = spec_of(objective=[{"metric": "val_accuracy"}, {"metric": "params"}], search={"keep_models": 3})
+    assert kept.search.keep_models == 3  # what the user wrote stays
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"search": {"scheduler": {"name": "asha"}}},
+         "search.scheduler: asha stops trials on one metric, and objective lists 2 (val_accuracy, params)"),
+        ({"search": {"sampler": "cmaes"}}, "search.sampler: cmaes optimises one objective"),
+    ],
+)  # fmt: skip
+def test_a_multi_objective_search_refuses_what_takes_one_metric(extra, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        spec_of(objective=[{"metric": "val_accuracy"}, {"metric": "params"}], **extra)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"objective": [{"metric": "params"}, {"metric": "params"}]}, "objective lists a metric twice"),
+        ({"objective": [{"metric": "test_accuracy"}]}, "objective.0.metric: Input should be 'val_accuracy'"),
+        ({"constraints": {"params": {}}}, "constraints.params: give min, max or both"),
+        ({"constraints": {"params": {"min": 5, "max": 1}}}, "min must be <= max"),
+        ({"constraints": {"test_loss": {"max": 1}}}, "constraints.test_loss.[key]: Input should be"),
+        (
+            {"space": {"precision": "mixed_bfloat16"}},
+            "space.precision: mixed_bfloat16 is for GPU trials only",
+        ),
+    ],
+)
+def test_bad_objectives_constraints_and_precision_are_spec_errors(extra, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        spec_of(**extra)
+
+
+def test_constraints_and_gpu_mixed_precision_are_accepted():
+    precision = {"type": "categorical", "choices": ["float32", "mixed_float16"]}
+    spec = spec_of(
+        constraints={"params": {"max": 100000}},
+        resources={"gpus_per_trial": 0.5},
+        space={"precision": precision},
+    )
+    assert spec.limits["params"].max == 100000
+    assert spec_of().spec_hash() != spec.spec_hash()
