@@ -6,8 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness._constraints import feasible
 from harness._data import describe
 from harness._points import point_params
+from harness._record import TrialRecord, TrialStatus
 from harness._search import check_backend
 from harness._space import Value, first_config
 from harness._spec import SearchSpec
@@ -23,6 +25,7 @@ class DryRun:
     class_names: list[str]
     first_config: dict[str, Value]
     params: int
+    feasible: bool | None  # under `constraints.params`; null without constraints
     summary: list[str]  # the first model's Keras summary, line by line
 
 
@@ -36,6 +39,8 @@ def dry_run(spec: SearchSpec, *, data_dir: str | Path | None = None, backend: st
     start = point_params(spec.space, spec.search.start_from[0]) if spec.search.start_from else None
     config = first_config(spec.space, start)  # the first start point is what trains first
     model = build_model(config, shape, len(classes))
+    params = int(model.count_params())
+    first = TrialRecord(study=spec.study, trial_id="dry-run", status=TrialStatus.COMPLETED, params=params)
     lines: list[str] = []
     model.summary(print_fn=lambda line, **_: lines.append(line))
     return DryRun(
@@ -44,6 +49,7 @@ def dry_run(spec: SearchSpec, *, data_dir: str | Path | None = None, backend: st
         input_shape=tuple(shape),
         class_names=list(classes),
         first_config=config,
-        params=int(model.count_params()),
+        params=params,
+        feasible=feasible(first, spec.limits),
         summary=lines,
     )

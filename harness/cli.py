@@ -141,6 +141,11 @@ def _print_dry_run(result: DryRun) -> None:
     )
     console.print(f"first configuration: {result.first_config}")
     console.print(f"total parameters: {result.params:,}. Dry run: nothing trained or written.")
+    if result.feasible is False:
+        console.print(
+            "[yellow]The first configuration breaks `constraints:`; its trial would be recorded "
+            "infeasible, untrained.[/]"
+        )
 
 
 @app.command()

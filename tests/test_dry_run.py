@@ -26,3 +26,10 @@ def test_dry_run_shows_the_first_start_point(write_spec):
     assert result.first_config["conv_blocks"] == 2
     assert (result.first_config["filters_1"], result.first_config["filters_2"]) == (8, 4)
     assert result.first_config["learning_rate"] == 0.005
+
+
+def test_dry_run_says_when_the_first_model_breaks_a_parameter_limit(write_spec):
+    assert dry_run(load_spec(write_spec())).feasible is None  # no constraints
+    result = dry_run(load_spec(write_spec(constraints={"params": {"max": 10}})))
+    assert result.feasible is False and result.params > 10
+    assert dry_run(load_spec(write_spec(constraints={"params": {"max": 10**6}}))).feasible is True
