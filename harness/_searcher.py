@@ -126,7 +126,10 @@ class HarnessSearch(OptunaSearch):
         if error or (isinstance(report, FinalReport) and report.record.status is TrialStatus.FAILED):
             state = TrialState.FAIL
         elif isinstance(report, FinalReport) and report.record.status is TrialStatus.COMPLETED:
-            state, values = TrialState.COMPLETE, [getattr(report.record, m) for m in self.objectives]
+            values = [getattr(report.record, m) for m in self.objectives]
+            # An objective the trial could not measure (steady_epoch_s after one epoch): no value to tell.
+            state = TrialState.FAIL if None in values else TrialState.COMPLETE
+            values = None if state is TrialState.FAIL else values
         else:  # stopped by the scheduler or the time budget, or never trained (infeasible)
             state = TrialState.PRUNED
         if isinstance(report, FinalReport) and state is not TrialState.FAIL:

@@ -61,3 +61,10 @@ def test_a_resumed_search_reads_the_study_once_and_keeps_ranking(tmp_path):
         "t0": False, "t1": False, "t2": False, "t3": True,
     }  # fmt: skip
     assert sorted(p.name for p in tmp_path.glob("*.keras")) == ["t3.keras"]
+
+
+def test_an_infeasible_model_goes_before_any_feasible_one(tmp_path):
+    keeper = ModelKeeper(tmp_path, keep=1)
+    keeper.add(recorded(tmp_path, "big", 0.99, feasible=False))
+    assert keeper.add(recorded(tmp_path, "small", 0.70, feasible=True)) == ["big"]
+    assert keeper.kept == ["small"]
