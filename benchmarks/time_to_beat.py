@@ -45,7 +45,8 @@ def main() -> None:
         print(f"baseline: test accuracy {target:.4f}, training time {fit_s:.0f} s", flush=True)
         frame, t0 = search(args.space, Path(tmp) / "search", "--time-budget", f"{args.multiple * fit_s:.0f}")
     done = frame[frame.status == "completed"].copy()
-    done["at"] = (done["finished_at"].astype("int64") / 1e9 - t0) / fit_s
+    started = pd.Timestamp(t0, unit="s", tz="UTC")
+    done["at"] = (done["finished_at"] - started).dt.total_seconds() / fit_s
     pick, beaten = None, None
     for _, trial in done.sort_values("at").iterrows():
         if pick is None or trial["val_accuracy"] > pick["val_accuracy"]:

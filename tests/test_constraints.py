@@ -25,8 +25,8 @@ def test_violations_are_relative_excesses_and_unknown_values_are_left_out():
 def test_trials_over_a_parameter_limit_are_not_trained_marked_and_ranked_last(
     tmp_path, local_ray, write_spec
 ):
-    small = {"conv_blocks": 2, "filters": [4, 4]}  # 630 parameters
-    large = {"conv_blocks": 1, "filters": [8]}  # 2,314 parameters
+    small = {"conv_blocks": 2, "filters": [4, 4], "learning_rate": 0.005}  # 630 parameters
+    large = {"conv_blocks": 1, "filters": [8], "learning_rate": 0.005}  # 2,314 parameters
     search = {
         "trials": 4,
         "max_epochs": 2,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from conftest import make_record
 from rich.console import Console
@@ -30,6 +31,7 @@ class Trial:
     config: dict[str, Any] = field(default_factory=lambda: {"conv_blocks": 1, "trial_number": 0})
     last_result: dict[str, Any] = field(default_factory=dict)
     error_file: str | None = None
+    placement_group_factory: Any = None  # Ray's resource request; the row's `cpus` comes from it
 
 
 def epoch(trial: Trial, n: int, val_accuracy: float) -> dict[str, Any]:
@@ -60,7 +62,9 @@ def feed(recorder: LeaderboardRecorder, trial: Trial, accuracies: list[float]) -
 
 
 def test_a_pruned_trial_keeps_its_best_epoch_and_provenance(recorder, tmp_path):
-    trial = Trial("p1")
+    from ray.tune.execution.placement_groups import PlacementGroupFactory
+
+    trial = Trial("p1", placement_group_factory=PlacementGroupFactory([{"CPU": 3}]))
     feed(recorder, trial, [0.4, 0.6, 0.5])
     recorder.on_trial_complete(0, [], trial)
     row = load_leaderboard(tmp_path).iloc[0]
@@ -69,6 +73,7 @@ def test_a_pruned_trial_keeps_its_best_epoch_and_provenance(recorder, tmp_path):
     assert row["first_epoch_s"] == 1.0 and row["steady_epoch_s"] == 2.5 and row["train_time_s"] == 6.0
     assert row["params"] == 42 and row["node"] == "n1" and row["hp_conv_blocks"] == 1
     assert row["started_at"] == datetime(2026, 1, 1, tzinfo=UTC) and row["run_id"] == "run-1"
+    assert row["cpus"] == 3 and pd.isna(row["feasible"])  # what Ray gave it; no constraints
     assert recorder.seen == {}  # driver memory does not grow with the study
 
 
