@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from harness._data import Dataset, load_dataset
+from harness._devices import check_gpu_trials
 from harness._errors import ArgumentError, HarnessError, InternalError
 from harness._leaderboard import compact, ensure_format
 from harness._progress import LiveProgress
@@ -59,6 +60,7 @@ def run_search(
     run_dir = _run_dir(results, spec, resume)
     data = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
     placement = place(spec, _init_ray(address, worker_env(backend)))
+    check_gpu_trials(backend, placement.gpus)  # before anything is written
     ensure_format(results)
     save_spec(spec, results)
     write_text(run_dir / SPEC_HASH_FILE, spec.spec_hash())
