@@ -8,9 +8,9 @@ from pathlib import Path
 
 from harness._constraints import feasible
 from harness._data import describe
+from harness._devices import provisional_backend, requested_backend
 from harness._points import point_params
 from harness._record import TrialRecord, TrialStatus
-from harness._search import check_backend
 from harness._space import Value, first_config
 from harness._spec import SearchSpec
 
@@ -31,7 +31,7 @@ class DryRun:
 
 def dry_run(spec: SearchSpec, *, data_dir: str | Path | None = None, backend: str | None = None) -> DryRun:
     """Validate what `run_search` would validate, find the data, and build the first model."""
-    backend = check_backend(backend or os.environ.get("KERAS_BACKEND") or "tensorflow")
+    backend = provisional_backend(requested_backend(backend))  # GPUs are probed by the search itself
     where, shape, classes = describe(spec.dataset, data_dir=data_dir)
     os.environ.setdefault("KERAS_BACKEND", backend)
     from harness._model import build_model

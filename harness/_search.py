@@ -6,7 +6,6 @@ Ray is imported inside functions only, so `import harness` stays fast for querie
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 import os
 from datetime import UTC, datetime
@@ -16,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from harness._data import Dataset, load_dataset
-from harness._devices import check_gpu_trials
-from harness._errors import ArgumentError, HarnessError, InternalError
+from harness._devices import choose_backend, provisional_backend, requested_backend
+from harness._errors import ArgumentError, InternalError
 from harness._leaderboard import compact, ensure_format
 from harness._progress import LiveProgress
 from harness._query import load_leaderboard
@@ -31,9 +30,7 @@ if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
-BACKENDS = ("tensorflow", "jax", "torch")
 SPEC_HASH_FILE = "harness_spec_hash.txt"
-_EXTRAS = {"tensorflow": "", "jax": "[jax]", "torch": "[torch]"}
 
 
 def run_search(
@@ -54,13 +51,13 @@ def run_search(
     console = console or Console(stderr=True)
     # Every epoch checkpoints, so Ray snapshots its experiment state often (about 15 ms each): expected.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    backend = check_backend(backend or os.environ.get("KERAS_BACKEND") or "tensorflow")
+    requested = requested_backend(backend)  # an explicit backend is checked here, before Ray
     _check_sampler(spec)
     results = Path(results_dir).resolve()
     run_dir = _run_dir(results, spec, resume)
     data = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
-    placement = place(spec, _init_ray(address, worker_env(backend)))
-    check_gpu_trials(backend, placement.gpus)  # before anything is written
+    placement = place(spec, _init_ray(address, worker_env(provisional_backend(requested))))
+    backend = choose_backend(requested, placement.gpus)  # GPU trials: probed in a Ray worker
     ensure_format(results)
     save_spec(spec, results)
     write_text(run_dir / SPEC_HASH_FILE, spec.spec_hash())
@@ -73,18 +70,6 @@ def run_search(
     frame.attrs["cpus_per_trial"] = placement.cpus
     _report_end(spec, frame, run_dir, console)
     return frame
-
-
-def check_backend(backend: str) -> str:
-    """A missing backend package stops here, not as N failed trials."""
-    if backend not in BACKENDS:
-        raise ArgumentError("backend", f"must be one of {list(BACKENDS)}", backend)
-    if importlib.util.find_spec(backend) is None:
-        raise HarnessError(
-            f"the {backend} backend is not installed; `pip install -e .{_EXTRAS[backend]}` "
-            f"(or pip install {backend}), or choose another backend."
-        )
-    return backend
 
 
 def _check_sampler(spec: SearchSpec) -> None:

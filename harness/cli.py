@@ -64,9 +64,15 @@ DataDirOpt = Annotated[
 
 
 class Backend(StrEnum):
+    auto = "auto"
     tensorflow = "tensorflow"
     jax = "jax"
     torch = "torch"
+
+
+BackendOpt = Annotated[
+    Backend | None, typer.Option(help="Keras backend (auto: TensorFlow on CPUs, JAX or torch on GPUs).")
+]
 
 
 class Format(StrEnum):
@@ -90,7 +96,7 @@ def search(
     gpus_per_trial: Annotated[float | None, typer.Option(help="GPUs per trial (0.5 = half).")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Most trials at once.")] = None,
     address: Annotated[str | None, typer.Option(help="Join a Ray cluster (e.g. auto).")] = None,
-    backend: Annotated[Backend | None, typer.Option(help="Keras backend.")] = None,
+    backend: BackendOpt = None,
     time_budget: Annotated[float | None, typer.Option(help="Wall-clock budget, seconds.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override search.seed.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the study's interrupted run.")] = False,
@@ -154,7 +160,7 @@ def bench(
     results: ResultsOpt = Path("results"),
     data_dir: DataDirOpt = None,
     address: Annotated[str | None, typer.Option(help="Join a Ray cluster (e.g. auto).")] = None,
-    backend: Annotated[Backend | None, typer.Option(help="Keras backend.")] = None,
+    backend: BackendOpt = None,
 ) -> None:
     """Run each task's baseline and search; write one comparison table (markdown + Parquet)."""
 

@@ -1,20 +1,48 @@
-"""Trials given GPUs must see one: fake Ray GPUs stop the search before anything runs."""
+"""Backend choice, and trials given GPUs must see one: fake Ray GPUs stop a search before it runs."""
 
 from __future__ import annotations
 
 import pytest
 from conftest import run_cli
 
-from harness import ArgumentError, load_spec, run_search
+from harness import ArgumentError, HarnessError, load_spec, run_search
+from harness import _devices as devices
 
 
-def test_fake_gpus_stop_a_search_before_anything_is_written(tmp_path, local_ray, write_spec, monkeypatch):
-    monkeypatch.delenv("HARNESS_ALLOW_FAKE_GPUS", raising=False)
-    path = write_spec(resources={"cpus_per_trial": 0.5, "gpus_per_trial": 0.5})
+@pytest.mark.parametrize(
+    ("available", "expected"),
+    [({"tensorflow", "jax", "torch"}, "tensorflow"), ({"jax", "torch"}, "jax"), ({"torch"}, "torch")],
+)
+def test_auto_on_cpus_takes_tensorflow_then_jax_then_torch(monkeypatch, available, expected):
+    monkeypatch.setattr(devices, "installed", lambda backend: backend in available)
+    assert devices.choose_backend("auto", 0.0) == expected
+
+
+def test_an_explicit_backend_wins_and_must_be_installed(monkeypatch):
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert devices.requested_backend(None) == "auto"
+    assert devices.choose_backend(devices.requested_backend("jax"), 0.0) == "jax"
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert devices.requested_backend(None) == "jax"
+    monkeypatch.setattr(devices, "installed", lambda backend: backend == "tensorflow")
     with pytest.raises(
-        ArgumentError, match="needs a CUDA device that the tensorflow backend sees inside a Ray"
+        HarnessError, match=r"the torch backend is not installed; `pip install -e .\[torch\]`"
     ):
-        run_search(load_spec(path), results_dir=tmp_path / "r")
+        devices.requested_backend("torch")
+    with pytest.raises(ArgumentError, match="must be one of"):
+        devices.requested_backend("theano")
+
+
+@pytest.mark.parametrize(("requested", "tried"), [("auto", "jax"), ("tensorflow", "tensorflow")])
+def test_fake_gpus_stop_a_search_before_anything_is_written(
+    tmp_path, local_ray, write_spec, monkeypatch, requested, tried
+):
+    """`auto` probes JAX (installed here; torch is not) in a real Ray worker holding a fake GPU."""
+    monkeypatch.delenv("HARNESS_ALLOW_FAKE_GPUS", raising=False)
+    monkeypatch.setattr(devices, "installed", lambda backend: backend in ("tensorflow", "jax"))
+    path = write_spec(resources={"cpus_per_trial": 0.5, "gpus_per_trial": 0.5})
+    with pytest.raises(ArgumentError, match=rf"needs a CUDA device .* none was seen \(tried: {tried}\)"):
+        run_search(load_spec(path), results_dir=tmp_path / "r", backend=requested)
     assert not (tmp_path / "r").exists()
 
 
@@ -31,4 +59,3 @@ def test_the_cli_exits_2_naming_the_fix_on_a_cluster_started_with_fake_gpus(tmp_
     assert out.returncode == 2, out.stderr[-3000:]
     assert "--gpus-per-trial needs a CUDA device" in out.stderr and "--gpus-per-trial 0" in out.stderr
     assert not (tmp_path / "r" / "leaderboard").exists()
-
