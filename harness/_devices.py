@@ -76,8 +76,8 @@ def choose_backend(requested: str, gpus_per_trial: float) -> str:
         "spec.resources.gpus_per_trial",
         f"needs a CUDA device that the backend sees inside a Ray worker, and none was seen "
         f"(tried: {tried}). The cluster's GPUs may be Ray bookkeeping only (`ray start "
-        "--num-gpus`), or the backend a CPU-only build. Install a CUDA backend (`pip install -U "
-        "'jax[cuda12]'`), or set --gpus-per-trial 0 to train on CPUs",
+        "--num-gpus`), or the backend a CPU-only build. Install the CUDA backend (`pip install "
+        "-e '.[gpu]'`: JAX for CUDA 13, Linux driver >= 580.65), or set --gpus-per-trial 0 to train on CPUs",
         gpus_per_trial,
     )
 
