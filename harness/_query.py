@@ -43,11 +43,18 @@ def sort_by_objective(frame: pd.DataFrame) -> pd.DataFrame:
             values[rows] = pd.to_numeric(frame.loc[rows, name], errors="coerce")
     sign = frame["objective_mode"].map({"max": -1.0, "min": 1.0}).fillna(-1.0)
     tier = frame["status"].map(_TIERS).fillna(2)
-    infeasible = frame["feasible"].eq(False).fillna(False).astype(int) if "feasible" in frame else 0
+    infeasible = _infeasible(frame).astype(int)
     frame = frame.assign(_infeasible=infeasible, _tier=tier, _rank=_study_ranks(frame), _key=values * sign)
     keys = ["study", "_infeasible", "_tier", "_rank", "_key"]
     frame = frame.sort_values(keys, na_position="last", kind="stable")
     return frame.drop(columns=keys[1:]).reset_index(drop=True)
+
+
+def _infeasible(frame: pd.DataFrame) -> pd.Series:
+    """Rows marked infeasible (older results have no `feasible` column: none are)."""
+    if "feasible" not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return frame["feasible"].eq(False).fillna(False).astype(bool)
 
 
 def _study_ranks(frame: pd.DataFrame) -> pd.Series:
@@ -55,8 +62,7 @@ def _study_ranks(frame: pd.DataFrame) -> pd.Series:
     ranks = pd.Series(0.0, index=frame.index)
     if "objectives" not in frame.columns:
         return ranks
-    infeasible = frame["feasible"].eq(False).fillna(False) if "feasible" in frame else False
-    eligible = frame["status"].eq("completed") & ~infeasible & frame["objectives"].notna()
+    eligible = frame["status"].eq("completed") & ~_infeasible(frame) & frame["objectives"].notna()
     for _, rows in frame[eligible].groupby("study"):
         objectives = parse_objectives(str(rows["objectives"].iloc[0]))
         ranks[rows.index] = pareto_ranks(rows, objectives).fillna(np.inf)

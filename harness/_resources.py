@@ -33,7 +33,7 @@ def place(spec: SearchSpec, nodes: Sequence[Mapping[str, float]]) -> Placement:
     checked against the largest node.
     """
     cpus_total = sum(node.get("CPU", 0.0) for node in nodes)
-    node_cpus = max((node.get("CPU", 0.0) for node in nodes), default=0.0)
+    node_cpus = _largest(nodes, "CPU")
     s = spec.search
     wanted = spec.resources.cpus_per_trial
     if wanted == "auto":
@@ -47,7 +47,7 @@ def place(spec: SearchSpec, nodes: Sequence[Mapping[str, float]]) -> Placement:
         ("CPU", "cpus_per_trial", placement.cpus),
         ("GPU", "gpus_per_trial", placement.gpus),
     ):
-        largest = max((node.get(key, 0.0) for node in nodes), default=0.0)
+        largest = _largest(nodes, key)
         if need > 0 and need > largest:
             raise ArgumentError(
                 f"spec.resources.{name}",
@@ -56,6 +56,11 @@ def place(spec: SearchSpec, nodes: Sequence[Mapping[str, float]]) -> Placement:
                 need,
             )
     return placement
+
+
+def _largest(nodes: Sequence[Mapping[str, float]], key: str) -> float:
+    """The most of resource `key` one node has (a trial cannot span nodes)."""
+    return max((node.get(key, 0.0) for node in nodes), default=0.0)
 
 
 def trial_resources(config: Mapping[str, Any], *, placement: Placement) -> PlacementGroupFactory:
