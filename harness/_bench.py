@@ -90,7 +90,6 @@ def summarize(kind: str, spec: SearchSpec, frame: pd.DataFrame, wall_s: float) -
     rows = frame[frame["run_id"] == frame.attrs.get("run_id")] if "run_id" in frame.attrs else frame
     done = rows[rows["status"] == "completed"]
     best = done.iloc[0] if not done.empty else None  # rows come sorted by the objective
-    trial_s = rows["total_time_s"].fillna(0).sum()
     return {
         "dataset": spec.dataset.label,
         f"{kind}_test_accuracy": None if best is None else float(best["test_accuracy"]),
@@ -99,7 +98,7 @@ def summarize(kind: str, spec: SearchSpec, frame: pd.DataFrame, wall_s: float) -
         f"{kind}_trials": len(rows),
         f"{kind}_wall_s": round(wall_s, 1),
         f"{kind}_cpu_s": round(float((rows["total_time_s"].fillna(0) * rows["cpus"].fillna(0)).sum()), 1),
-        f"{kind}_gpu_s": round(trial_s * spec.resources.gpus_per_trial, 1),
+        f"{kind}_gpu_s": round(float((rows["total_time_s"].fillna(0) * rows["gpus"].fillna(0)).sum()), 1),
         f"{kind}_trial": None if best is None else best["trial_id"],
     }
 

@@ -12,8 +12,10 @@ on the CPU and exit 0.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
+from dataclasses import dataclass
 
 from harness._errors import ArgumentError, HarnessError
 
@@ -105,3 +107,83 @@ def visible_gpus(backend: str) -> int:
     import tensorflow as tf
 
     return len(tf.config.list_physical_devices("GPU"))
+
+
+MEMORY_HEADROOM = 0.9
+"""Of a trial's share of a card, what its backend's pool may take: each process also holds a
+CUDA context and library workspaces outside that pool."""
+
+
+@dataclass(frozen=True)
+class GpuMemory:
+    """How much of one card a trial's backend may allocate, so packed trials cannot starve each other."""
+
+    backend: str
+    fraction: float  # of the card's memory
+
+    @classmethod
+    def for_share(cls, backend: str, gpus: float) -> GpuMemory:
+        return cls(backend, round(min(gpus, 1.0) * MEMORY_HEADROOM, 4))
+
+    def env(self) -> dict[str, str]:
+        """JAX reads its cap from the environment when its backend starts (before Keras imports it)."""
+        if self.backend != "jax":
+            return {}
+        return {
+            "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{self.fraction:g}",
+            "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+        }
+
+    def apply(self) -> None:
+        """TensorFlow and torch take theirs through their APIs, once per worker, before first use."""
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            for index, gpu in enumerate(tf.config.list_physical_devices("GPU")):
+                limit_mb = int(self.fraction * _card_memory_mb(index))  # instead of memory growth
+                tf.config.set_logical_device_configuration(
+                    gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=limit_mb)]
+                )
+        elif self.backend == "torch":
+            import torch
+
+            for index in range(torch.cuda.device_count()):
+                torch.cuda.set_per_process_memory_fraction(self.fraction, index)
+
+
+def _card_memory_mb(index: int) -> float:
+    """Total memory of the `index`-th visible card (NVIDIA's management library: the `gpu` extra)."""
+    import pynvml
+
+    pynvml.nvmlInit()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    ids = [part.strip() for part in visible.split(",") if part.strip()]
+    device = ids[index] if index < len(ids) else str(index)
+    handle = (
+        pynvml.nvmlDeviceGetHandleByIndex(int(device))
+        if device.isdigit()
+        else pynvml.nvmlDeviceGetHandleByUUID(device)
+    )
+    return float(pynvml.nvmlDeviceGetMemoryInfo(handle).total) / 2**20
+
+
+def release_gpu_memory(backend: str) -> None:
+    """Free the previous trial's device buffers in a reused worker (CPU trials skip it: 0.2 s each)."""
+    gc.collect()
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """The backends' own out-of-memory errors: JAX's RESOURCE_EXHAUSTED, TF's ResourceExhaustedError,
+    torch's OutOfMemoryError."""
+    name = type(exc).__name__
+    text = str(exc)
+    return (
+        name in ("ResourceExhaustedError", "OutOfMemoryError")
+        or "RESOURCE_EXHAUSTED" in text
+        or "out of memory" in text.lower()
+    )

@@ -110,6 +110,7 @@ class TrialRecord:
     save_s: float | None = None
     params: int | None = None
     cpus: float | None = None  # CPUs the trial was given (resolved from `cpus_per_trial: auto`)
+    gpus: float | None = None  # its share of GPUs (resolved from `gpus_per_trial: auto`)
     feasible: bool | None = None  # null: the study has no constraints
     stop_reason: StopReason | None = None
     error: str | None = None

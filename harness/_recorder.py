@@ -29,7 +29,7 @@ from harness._record import (
     now,
     steady_epoch_s,
 )
-from harness._resources import trial_cpus
+from harness._resources import trial_cpus, trial_gpus
 from harness._space import hyperparameters
 from harness._storage import write_text
 
@@ -126,6 +126,7 @@ class LeaderboardRecorder(Callback):
             objective_mode=self.ctx.objective_mode,
             spec_hash=self.ctx.spec_hash,
             cpus=trial_cpus(trial.placement_group_factory),
+            gpus=trial_gpus(trial.placement_group_factory),
             stop_reason=reason,
             objectives=self.ctx.objectives,
             finished_at=now(),

@@ -1,15 +1,16 @@
-"""What each trial gets: `cpus_per_trial: auto` shares the cluster among the trials that run at once."""
+"""What each trial gets: `auto` shares the cluster's CPUs and GPUs among the trials that run at once."""
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness._errors import ArgumentError
 from harness._space import START_POINT
-from harness._spec import SearchSpec
+from harness._spec import MIXED_ON_CPUS, SearchSpec
 
 if TYPE_CHECKING:
     from ray.tune.execution.placement_groups import PlacementGroupFactory
@@ -25,24 +26,35 @@ class Placement:
 
 
 def place(spec: SearchSpec, nodes: Sequence[Mapping[str, float]]) -> Placement:
-    """Resolve `auto`: the cluster's CPUs over `min(max_concurrent or CPUs, trials)`, at least one.
+    """Resolve `auto` against the live nodes; check fixed values against the largest one.
 
-    A trial runs on one node, so no share exceeds the largest node. A baseline or a lone
-    trial gets every core of it, and so do start points: they are the search's floor, and
-    nothing reported before the first of them finishes is worth as much. A fixed value is
-    checked against the largest node.
+    GPUs first, since they bound how many trials run at once: `gpus_per_trial: auto` is 1/k
+    for the smallest whole k that fits `min(max_concurrent, trials)` trials on the cluster's
+    GPUs (without `max_concurrent`, one trial per GPU). CPUs: the cluster's over the trials
+    that run at once, at least one, and never more than one node has (a trial runs on one
+    node). On CPUs, start points and a lone trial get every core of the largest node: they
+    are the search's floor, and nothing reported before the first of them ends is worth as
+    much. GPU trials keep their share (the GPU does their work).
     """
-    cpus_total = sum(node.get("CPU", 0.0) for node in nodes)
-    node_cpus = _largest(nodes, "CPU")
+    gpus = _gpu_share(spec, nodes)
+    if spec.mixed_precision and not gpus:  # `auto` found no GPU
+        raise ArgumentError(
+            "spec.resources.gpus_per_trial",
+            f"found no GPU on the Ray cluster, and space.precision {spec.mixed_precision} {MIXED_ON_CPUS}; "
+            "use float32 or join a cluster with GPUs",
+            spec.resources.gpus_per_trial,
+        )
     s = spec.search
     wanted = spec.resources.cpus_per_trial
     if wanted == "auto":
-        concurrent = max(1, min(s.max_concurrent or int(cpus_total), s.trials))
+        cpus_total = sum(node.get("CPU", 0.0) for node in nodes)
+        node_cpus = _largest(nodes, "CPU")
+        concurrent = max(1, min(s.max_concurrent or int(cpus_total), s.trials, _gpu_slots(nodes, gpus)))
         cpus = float(max(1, min(math.floor(cpus_total / concurrent), math.floor(node_cpus))))
-        start_cpus = float(max(1, math.floor(node_cpus)))
+        start_cpus = cpus if gpus else float(max(1, math.floor(node_cpus)))
     else:
         cpus = start_cpus = float(wanted)
-    placement = Placement(cpus=cpus, gpus=spec.resources.gpus_per_trial, start_cpus=start_cpus)
+    placement = Placement(cpus=cpus, gpus=gpus, start_cpus=start_cpus)
     for key, name, need in (
         ("CPU", "cpus_per_trial", placement.cpus),
         ("GPU", "gpus_per_trial", placement.gpus),
@@ -56,6 +68,25 @@ def place(spec: SearchSpec, nodes: Sequence[Mapping[str, float]]) -> Placement:
                 need,
             )
     return placement
+
+
+def _gpu_share(spec: SearchSpec, nodes: Sequence[Mapping[str, float]]) -> float:
+    """`gpus_per_trial`, with `auto` resolved (0 on a cluster without GPUs)."""
+    wanted = spec.resources.gpus_per_trial
+    if wanted != "auto":
+        return float(wanted)
+    whole = sum(math.floor(node.get("GPU", 0.0)) for node in nodes)
+    if whole == 0:
+        return 0.0
+    concurrent = min(spec.search.max_concurrent or whole, spec.search.trials)
+    return 1.0 / math.ceil(concurrent / whole)
+
+
+def _gpu_slots(nodes: Sequence[Mapping[str, float]], gpus: float) -> int:
+    """How many trials the cluster's GPUs hold at once (no limit for CPU-only trials)."""
+    if gpus <= 0:
+        return sys.maxsize
+    return sum(math.floor(node.get("GPU", 0.0) / gpus + 1e-9) for node in nodes)
 
 
 def _largest(nodes: Sequence[Mapping[str, float]], key: str) -> float:
@@ -75,3 +106,8 @@ def trial_resources(config: Mapping[str, Any], *, placement: Placement) -> Place
 def trial_cpus(resources: PlacementGroupFactory | None) -> float | None:
     """The CPUs a trial was given, from its resource request (None before Ray has made it)."""
     return None if resources is None else float(resources.required_resources.get("CPU", 0.0))
+
+
+def trial_gpus(resources: PlacementGroupFactory | None) -> float | None:
+    """The share of GPUs a trial was given (0 for a CPU trial; None before Ray has placed it)."""
+    return None if resources is None else float(resources.required_resources.get("GPU", 0.0))

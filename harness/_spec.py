@@ -34,6 +34,10 @@ _ONE, _MANY = "(one objective)", "(objectives)"
 """Tags of `objective`'s two forms; left out of error locations."""
 CPU_BFLOAT16_SLOWDOWN = "1.22x"
 """Epoch time of mixed_bfloat16 over float32 on a CPU (benchmarks/precision.py, last measured)."""
+MIXED_ON_CPUS = (
+    f"is for GPU trials only (on CPUs bfloat16 trained {CPU_BFLOAT16_SLOWDOWN} slower than float32, "
+    "measured: benchmarks/README.md)"
+)
 
 
 class _Strict(BaseModel):
@@ -165,7 +169,7 @@ class Training(_Strict):
 
 class Resources(_Strict):
     cpus_per_trial: Annotated[float, Field(gt=0)] | Literal["auto"] = "auto"  # auto: share the cluster
-    gpus_per_trial: float = Field(0.0, ge=0)
+    gpus_per_trial: Annotated[float, Field(ge=0)] | Literal["auto"] = "auto"  # auto: 1/k of a GPU each
 
 
 class SearchSpec(_Strict):
@@ -231,16 +235,19 @@ class SearchSpec(_Strict):
     @model_validator(mode="after")
     def _mixed_precision_on_gpus_only(self) -> SearchSpec:
         """Offered where it was measured faster: GPUs (benchmarks/README.md, mixed precision)."""
-        entry = self.space.get("precision")
-        values = entry.choices if isinstance(entry, CategoricalDist) else [entry]
-        mixed = [v for v in values if isinstance(v, str) and v.startswith("mixed")]
-        if mixed and not self.resources.gpus_per_trial:
+        mixed = self.mixed_precision
+        if mixed and self.resources.gpus_per_trial == 0:
             raise ValueError(
-                f"space.precision: {mixed[0]} is for GPU trials only (on CPUs bfloat16 trained "
-                f"{CPU_BFLOAT16_SLOWDOWN} slower than float32, measured: benchmarks/README.md); "
-                "give trials GPUs (resources.gpus_per_trial) or use float32"
+                f"space.precision: {mixed} {MIXED_ON_CPUS}; give trials GPUs (resources.gpus_per_trial)"
             )
         return self
+
+    @property
+    def mixed_precision(self) -> str | None:
+        """The first mixed-precision policy the space may sample, if any."""
+        entry = self.space.get("precision")
+        values = entry.choices if isinstance(entry, CategoricalDist) else [entry]
+        return next((v for v in values if isinstance(v, str) and v.startswith("mixed")), None)
 
     @model_validator(mode="after")
     def _start_points_inside_space(self) -> SearchSpec:

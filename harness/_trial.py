@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness._constraints import feasible
+from harness._devices import GpuMemory, out_of_memory, release_gpu_memory
 from harness._errors import TrialFailed
 from harness._provenance import provenance
 from harness._record import (
@@ -35,7 +36,7 @@ from harness._record import (
     now,
     steady_epoch_s,
 )
-from harness._resources import trial_cpus
+from harness._resources import trial_cpus, trial_gpus
 from harness._space import hyperparameters, resolve
 from harness._storage import copy_file, local_scratch
 
@@ -47,7 +48,9 @@ if TYPE_CHECKING:
     from harness._reporter import ReportCallback
     from harness._spec import Bound
 
-_configured_threads: int | None = None
+_configured = False
+JAX_CACHE_DIR = str(Path(tempfile.gettempdir()) / "harness-jax-cache")
+"""Node-local (evaluated where the worker runs), shared by the node's workers and searches."""
 TRAINING_LIBRARIES = frozenset({"keras", "tensorflow", "jax", "jaxlib", "torch", "optree", "numpy"})
 """Packages a failure of the user's configuration is raised from while training (shapes, memory)."""
 
@@ -83,10 +86,11 @@ def run_trial(config: dict[str, Any], *, data: Dataset, ctx: TrialContext) -> No
     from ray import tune
 
     context = tune.get_context()
-    cpus = trial_cpus(context.get_trial_resources()) or 1.0
-    if "keras" not in sys.modules:  # the worker's first trial: threads before Keras is imported
-        os.environ.update(worker_env(ctx.backend, cpus))
-    final = _Attempt(config, data, ctx, context.get_trial_id(), cpus=cpus).run()
+    resources = context.get_trial_resources()
+    cpus, gpus = trial_cpus(resources) or 1.0, trial_gpus(resources) or 0.0
+    if "keras" not in sys.modules:  # the worker's first trial: threads and GPU memory before Keras
+        os.environ.update(worker_env(ctx.backend, cpus, gpus))
+    final = _Attempt(config, data, ctx, context.get_trial_id(), cpus=cpus, gpus=gpus).run()
     if final is not None:  # a failure; a completed trial's record went with its last epoch
         tune.report({**objective_values(final.record, ctx.metrics), REPORT_KEY: final})
 
@@ -99,9 +103,16 @@ class _Attempt:
     """
 
     def __init__(
-        self, config: dict[str, Any], data: Dataset, ctx: TrialContext, trial_id: str, *, cpus: float
+        self,
+        config: dict[str, Any],
+        data: Dataset,
+        ctx: TrialContext,
+        trial_id: str,
+        *,
+        cpus: float,
+        gpus: float = 0.0,
     ) -> None:
-        self.config, self.data, self.ctx, self.cpus = config, data, ctx, cpus
+        self.config, self.data, self.ctx, self.cpus, self.gpus = config, data, ctx, cpus, gpus
         self.t0 = time.perf_counter()
         self.record = TrialRecord(
             study=ctx.study,
@@ -114,6 +125,7 @@ class _Attempt:
             spec_hash=ctx.spec_hash,
             started_at=now(),
             cpus=cpus,
+            gpus=gpus,
             objectives=ctx.objectives,
             hyperparameters=hyperparameters(config),
         )
@@ -133,7 +145,8 @@ class _Attempt:
             kind = classify(exc, in_training=self.training)
             record = replace(
                 self._with_epochs(self.record),
-                error=f"{type(exc).__name__}: {exc}"[:2000],
+                error=(self._out_of_memory_hint() if out_of_memory(exc) else "")
+                + f"{type(exc).__name__}: {exc}"[:2000],
                 error_kind=kind,
                 total_time_s=time.perf_counter() - self.t0,
                 finished_at=now(),
@@ -141,8 +154,17 @@ class _Attempt:
             tb = traceback.format_exc() if kind is ErrorKind.INTERNAL else None
             return FinalReport(record=record, traceback=tb)
 
+    def _out_of_memory_hint(self) -> str:
+        """What a user changes when a trial runs out of memory: the backend's error rarely says."""
+        if self.gpus:
+            return (
+                f"out of GPU memory with {self.gpus:g} of a GPU: use a smaller batch_size, or fewer "
+                "trials per GPU (a larger gpus_per_trial). "
+            )
+        return "out of memory: use a smaller batch_size or a smaller model. "
+
     def _train(self) -> None:
-        configure_threads(self.cpus)
+        configure_worker(self.cpus, self.gpus)
         import keras
         from ray import tune
 
@@ -151,6 +173,8 @@ class _Attempt:
         from harness._reporter import ReportCallback
 
         keras.backend.clear_session(free_memory=False)  # reused worker; gc.collect costs 0.2 s
+        if self.gpus:
+            release_gpu_memory(self.ctx.backend)  # on a GPU the previous trial's buffers matter
         keras.utils.set_random_seed(trial_seed(self.ctx.seed, self.config))
         self.provenance = provenance()  # once per trial: every report and the row share it
         self.record = self.record.with_provenance(self.provenance)
@@ -353,13 +377,17 @@ def save_model(model: keras.Model, path: Path | str) -> str:
         return copy_file(scratch, path)
 
 
-def configure_threads(cpus: float) -> None:
-    """Match the backend's thread pools to the trial's CPU share, once per worker."""
-    global _configured_threads
-    threads = max(1, int(cpus))
-    if _configured_threads is not None:
+def configure_worker(cpus: float, gpus: float) -> None:
+    """Match the backend's thread pools to the trial's CPU share and cap its GPU memory, once per worker.
+
+    Ray reuses a worker only for trials asking the same resources, so the first trial's
+    settings hold for every later one.
+    """
+    global _configured
+    if _configured:
         return
-    _configured_threads = threads
+    _configured = True
+    threads = max(1, int(cpus))
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     if backend == "tensorflow":
         import tensorflow as tf
@@ -373,19 +401,22 @@ def configure_threads(cpus: float) -> None:
         import torch
 
         torch.set_num_threads(threads)
+    if gpus:
+        GpuMemory.for_share(backend, gpus).apply()
 
 
-def worker_env(backend: str, cpus: float | None = None) -> dict[str, str]:
-    """Environment for Ray workers: backend, quiet logs, shareable GPU memory; threads once known.
+def worker_env(backend: str, cpus: float | None = None, gpus: float = 0.0) -> dict[str, str]:
+    """Environment for Ray workers: backend, quiet logs; threads, GPU memory and caches once known.
 
-    Ray is started before the cluster's CPUs (and so `cpus_per_trial: auto`) are known;
-    the thread settings reach each worker with its first trial, before Keras is imported
-    (Ray reuses a worker only for trials asking the same resources).
+    Ray is started before the cluster's resources (and so `auto` shares) are known; these
+    settings reach each worker with its first trial, before Keras is imported (Ray reuses a
+    worker only for trials asking the same resources). JAX compiles into a cache on the
+    node's local disk, shared by its workers: start points, warm starts, repeats and the same
+    architecture with other training settings reuse programs instead of compiling again.
     """
     env = {
         "KERAS_BACKEND": backend,
         "TF_CPP_MIN_LOG_LEVEL": "2",
-        "TF_FORCE_GPU_ALLOW_GROWTH": "true",
         "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
         "TUNE_FUNCTION_THREAD_TIMEOUT_S": "10",
     }
@@ -393,6 +424,12 @@ def worker_env(backend: str, cpus: float | None = None) -> dict[str, str]:
         threads = str(max(1, int(cpus)))
         env["OMP_NUM_THREADS"] = threads
         env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false" if threads == "1" else ""
+        env["JAX_COMPILATION_CACHE_DIR"] = os.environ.get("JAX_COMPILATION_CACHE_DIR") or JAX_CACHE_DIR
+        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = os.environ.get(
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0"
+        )
+    if gpus:
+        env.update(GpuMemory.for_share(backend, gpus).env())
     return env
 
 

@@ -93,7 +93,10 @@ def search(
     cpus_per_trial: Annotated[
         str | None, typer.Option(help="CPUs per trial, or auto (the cluster's CPUs over the trials at once).")
     ] = None,
-    gpus_per_trial: Annotated[float | None, typer.Option(help="GPUs per trial (0.5 = half).")] = None,
+    gpus_per_trial: Annotated[
+        str | None,
+        typer.Option(help="GPUs per trial (0.5 = half), or auto (1/k of a GPU: the trials at once fit)."),
+    ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Most trials at once.")] = None,
     address: Annotated[str | None, typer.Option(help="Join a Ray cluster (e.g. auto).")] = None,
     backend: BackendOpt = None,

@@ -90,7 +90,7 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
             "dataset": {"name": "digits", "validation_split": 0.2},
             "search": {"trials": 4, "max_epochs": 2, "seed": 0,
                        "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2}},
-            "resources": {"cpus_per_trial": 1},
+            "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0},  # local_ray's GPUs are fake
             "space": SMALL_SPACE,
         }  # fmt: skip
         spec.update(overrides)

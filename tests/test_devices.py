@@ -59,3 +59,42 @@ def test_the_cli_exits_2_naming_the_fix_on_a_cluster_started_with_fake_gpus(tmp_
     assert out.returncode == 2, out.stderr[-3000:]
     assert "--gpus-per-trial needs a CUDA device" in out.stderr and "--gpus-per-trial 0" in out.stderr
     assert not (tmp_path / "r" / "leaderboard").exists()
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow", "torch"])
+def test_each_backend_is_capped_at_its_share_of_the_card_inside_a_ray_worker(local_ray, backend):
+    import ray
+
+    def _memory_settings(backend: str) -> dict[str, object]:
+        """Inside a Ray worker holding a share of a GPU: what a trial's first run sets up from it."""
+        import os
+
+        import ray
+
+        from harness._devices import GpuMemory
+        from harness._trial import worker_env
+
+        share = ray.get_runtime_context().get_assigned_resources()["GPU"]
+        os.environ.update(worker_env(backend, 1, share))
+        memory = GpuMemory.for_share(backend, share)
+        return {
+            "fraction": memory.fraction,
+            "jax_env": os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION"),
+            "tf_growth": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH"),
+        }
+
+    for share, fraction in ((1.0, 0.9), (0.5, 0.45), (0.25, 0.225)):
+        task = ray.remote(num_cpus=0, num_gpus=share, max_calls=1)(_memory_settings)
+        seen = ray.get(task.remote(backend), timeout=120)
+        assert seen["fraction"] == pytest.approx(fraction)
+        assert seen["jax_env"] == (f"{fraction:g}" if backend == "jax" else None)
+        assert seen["tf_growth"] is None  # a memory limit, not growth: packed trials cannot starve each other
+
+
+def test_out_of_memory_errors_are_recognised_from_each_backend_s_own_types():
+    class ResourceExhaustedError(Exception): ...  # tf.errors' name; the real one is raised in test_search
+
+    assert devices.out_of_memory(ResourceExhaustedError("OOM when allocating tensor"))
+    assert devices.out_of_memory(RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate"))
+    assert devices.out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert not devices.out_of_memory(ValueError("negative dimensions are not allowed"))

@@ -9,12 +9,17 @@ import sys
 import pytest
 
 from harness import ArgumentError, SearchSpec
-from harness._resources import place, trial_cpus, trial_resources
+from harness._resources import place, trial_cpus, trial_gpus, trial_resources
 
 
-def spec(**search) -> SearchSpec:
+def spec(resources: dict | None = None, **search) -> SearchSpec:
     return SearchSpec.model_validate(
-        {"study": "s", "dataset": {"name": "digits"}, "search": {"trials": 20, **search}}
+        {
+            "study": "s",
+            "dataset": {"name": "digits"},
+            "search": {"trials": 20, **search},
+            "resources": resources or {},
+        }
     )
 
 
@@ -38,7 +43,7 @@ def test_no_share_exceeds_one_node_and_start_points_get_a_whole_node():
 
 
 def test_trials_ask_ray_for_their_share_and_start_points_for_theirs():
-    placement = place(spec(max_concurrent=4), [{"CPU": 8.0, "GPU": 2.0}])
+    placement = place(spec(max_concurrent=4), [{"CPU": 8.0}])
     assert trial_cpus(trial_resources({"start_point": False}, placement=placement)) == 2
     assert trial_cpus(trial_resources({"start_point": True}, placement=placement)) == 8
     assert trial_cpus(None) is None  # a trial Ray has not placed yet
@@ -71,3 +76,49 @@ print(json.dumps(out))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"1": 8.0, "2": 4.0, "4": 2.0}
+
+
+@pytest.mark.parametrize(
+    ("gpus", "concurrent", "trials", "share"),
+    [
+        (1, None, 20, 1.0),  # without max_concurrent: one trial per GPU
+        (1, 1, 20, 1.0),
+        (1, 2, 20, 0.5),
+        (1, 3, 20, 1 / 3),
+        (1, 8, 20, 0.125),
+        (1, 8, 2, 0.5),  # never more at once than there are trials
+        (2, None, 20, 1.0),
+        (2, 2, 20, 1.0),  # they fit: one per GPU
+        (2, 3, 20, 0.5),
+        (2, 4, 20, 0.5),
+        (2, 8, 20, 0.25),
+    ],
+)
+def test_auto_gpus_are_the_largest_share_that_fits_the_trials_at_once(gpus, concurrent, trials, share):
+    placement = place(spec(max_concurrent=concurrent, trials=trials), [{"CPU": 16.0, "GPU": float(gpus)}])
+    assert placement.gpus == pytest.approx(share)
+    slots = round(gpus / placement.gpus)
+    at_once = min(concurrent or slots, trials, slots)
+    assert slots >= min(concurrent or gpus, trials) and placement.cpus == 16 // at_once
+    assert placement.start_cpus == placement.cpus  # GPU start points keep their share
+
+
+def test_auto_gpus_on_a_cluster_without_gpus_is_zero_and_refuses_mixed_precision():
+    assert place(spec(), [{"CPU": 4.0}]).gpus == 0
+    mixed = SearchSpec.model_validate(
+        {"study": "s", "dataset": {"name": "digits"}, "space": {"precision": "mixed_bfloat16"}}
+    )
+    with pytest.raises(
+        ArgumentError, match="found no GPU on the Ray cluster, and space.precision mixed_bfloat16"
+    ):
+        place(mixed, [{"CPU": 4.0}])
+
+
+def test_auto_gpus_across_nodes_give_each_trial_a_share_of_one_card():
+    nodes = [{"CPU": 8.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 1.0}]
+    assert place(spec(max_concurrent=4), nodes).gpus == 0.5
+    assert (
+        trial_gpus(trial_resources({"start_point": True}, placement=place(spec(max_concurrent=4), nodes)))
+        == 0.5
+    )
+    assert trial_gpus(trial_resources({}, placement=place(spec(), [{"CPU": 2.0}]))) == 0

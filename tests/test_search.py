@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import SMALL_SPACE, run_cli
 
 from harness import ArgumentError, load_leaderboard, load_spec, run_search
 
@@ -72,16 +72,52 @@ def test_failing_trial_becomes_failed_row_and_search_goes_on(tmp_path, local_ray
     assert frame.tail(len(failed))["status"].eq("failed").all()  # failures sort last
 
 
-def test_fractional_gpus_pack_four_trials_on_two_gpus(tmp_path, local_ray, write_spec, monkeypatch):
+def test_auto_gpus_pack_four_trials_on_two_gpus(tmp_path, local_ray, write_spec, monkeypatch):
     monkeypatch.setenv("HARNESS_ALLOW_FAKE_GPUS", "1")  # the documented test-only opt-in
     path = write_spec(
-        resources={"cpus_per_trial": 0.5, "gpus_per_trial": 0.5},
-        search={"trials": 4, "max_epochs": 2, "scheduler": {"name": "none"}},
+        resources={"cpus_per_trial": 0.5, "gpus_per_trial": "auto"},
+        search={"trials": 4, "max_epochs": 2, "max_concurrent": 4, "scheduler": {"name": "none"}},
     )
     frame = run_search(load_spec(path), results_dir=tmp_path / "r")
+    assert frame["gpus"].eq(0.5).all()  # 1/k: the fewest trials per GPU that fit four at once
     assert sorted(frame["gpu_ids"]) == ["0", "0", "1", "1"]
     # all four ran at once: some moment lies inside every trial's interval
     assert frame["started_at"].max() < frame["finished_at"].min()
+
+
+def test_a_trial_out_of_memory_is_a_failed_row_naming_the_fix_and_the_search_goes_on(
+    tmp_path, local_ray, write_spec
+):
+    """A real out-of-memory error from the backend (TensorFlow: ResourceExhaustedError)."""
+    path = write_spec(
+        space={**SMALL_SPACE, "conv_blocks": 1, "filters": 4, "learning_rate": 0.005,
+               "dense_units": {"type": "categorical", "choices": [16, 2**31]}},
+        search={"trials": 2, "max_epochs": 1, "scheduler": {"name": "none"},
+                "start_from": [{"dense_units": 2**31}, {"dense_units": 16}]},
+    )  # fmt: skip
+    frame = run_search(load_spec(path), results_dir=tmp_path / "r")
+    huge, small = (frame[frame["hp_dense_units"] == units].iloc[0] for units in (2**31, 16))
+    assert huge["status"] == "failed" and huge["error_kind"] == "user"
+    assert huge["error"].startswith("out of memory: use a smaller batch_size or a smaller model.")
+    assert "ResourceExhaustedError" in huge["error"]
+    assert small["status"] == "completed"
+
+
+def test_jax_trials_compile_into_a_cache_the_next_search_reuses(tmp_path, write_spec):
+    path = write_spec(search={"trials": 1, "max_epochs": 1, "scheduler": {"name": "none"}})
+    cache = tmp_path / "jax-cache"
+    env = {"JAX_COMPILATION_CACHE_DIR": str(cache)}
+    for run in range(2):
+        out = run_cli("search", str(path), "--backend", "jax", "--results", str(tmp_path / "r"), env=env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        if run == 0:
+            first = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert any(name.startswith("jit_train_step") for name in first)
+    frame = load_leaderboard(tmp_path / "r")
+    assert len(frame) == 2 and frame["backend"].eq("jax").all()
+    # the same program compiled again would be written again; a cache hit leaves the entry as it was
+    again = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert {k: again[k] for k in first} == first
 
 
 def test_cli_search_on_two_node_cluster_records_every_row(tmp_path, write_spec):

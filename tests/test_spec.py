@@ -490,7 +490,7 @@ def test_a_multi_objective_search_refuses_what_takes_one_metric(extra, message):
         ({"constraints": {"params": {"min": 5, "max": 1}}}, "min must be <= max"),
         ({"constraints": {"test_loss": {"max": 1}}}, "constraints.test_loss.[key]: Input should be"),
         (
-            {"space": {"precision": "mixed_bfloat16"}},
+            {"space": {"precision": "mixed_bfloat16"}, "resources": {"gpus_per_trial": 0}},
             "space.precision: mixed_bfloat16 is for GPU trials only",
         ),
     ],

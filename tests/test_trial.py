@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import keras
 import pytest
 
@@ -45,10 +47,13 @@ def test_trial_seed_is_repeatable_and_depends_on_config_and_seed():
     assert 0 <= trial_seed(123, config) < 2**31
 
 
-def test_worker_env_sets_backend_threads_and_gpu_sharing():
+def test_worker_env_sets_backend_threads_and_a_node_local_compile_cache(monkeypatch):
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
     env = worker_env("jax", 2)
     assert env["KERAS_BACKEND"] == "jax" and env["OMP_NUM_THREADS"] == "2"
-    assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in env
+    assert env["JAX_COMPILATION_CACHE_DIR"].startswith(tempfile.gettempdir())
+    assert "TF_FORCE_GPU_ALLOW_GROWTH" not in env  # GPU trials get a memory limit instead
 
 
 def raised(fn) -> Exception:
