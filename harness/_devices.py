@@ -65,8 +65,12 @@ def provisional_backend(requested: str) -> str:
     return cpu_backend() if requested == AUTO else requested
 
 
-def choose_backend(requested: str, gpus_per_trial: float) -> str:
-    """The backend trials use; for GPU trials, one that sees a CUDA device in a Ray worker."""
+def choose_backend(requested: str, gpus_per_trial: float, *, auto: bool = False) -> str:
+    """The backend trials use; for GPU trials, one that sees a CUDA device in a Ray worker.
+
+    `auto`: the share came from `gpus_per_trial: auto` (the cluster reports GPUs), which the
+    error says, since the user never asked for GPUs by number.
+    """
     if gpus_per_trial <= 0 or os.environ.get(ALLOW_FAKE_GPUS) == "1":
         return provisional_backend(requested)
     candidates = [requested] if requested != AUTO else [b for b in GPU_BACKENDS if installed(b)]
@@ -80,7 +84,7 @@ def choose_backend(requested: str, gpus_per_trial: float) -> str:
         f"(tried: {tried}). The cluster's GPUs may be Ray bookkeeping only (`ray start "
         "--num-gpus`), or the backend a CPU-only build. Install the CUDA backend (`pip install "
         "-e '.[gpu]'`: JAX for CUDA 13, Linux driver >= 580.65), or set --gpus-per-trial 0 to train on CPUs",
-        gpus_per_trial,
+        f"auto ({gpus_per_trial:g} GPU per trial: the Ray cluster reports GPUs)" if auto else gpus_per_trial,
     )
 
 

@@ -57,7 +57,8 @@ def run_search(
     run_dir = _run_dir(results, spec, resume)
     data = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
     placement = place(spec, _init_ray(address, worker_env(provisional_backend(requested))))
-    backend = choose_backend(requested, placement.gpus)  # GPU trials: probed in a Ray worker
+    auto_gpus = spec.resources.gpus_per_trial == "auto"
+    backend = choose_backend(requested, placement.gpus, auto=auto_gpus)  # GPU trials: probed in a Ray worker
     ensure_format(results)
     save_spec(spec, results)
     write_text(run_dir / SPEC_HASH_FILE, spec.spec_hash())

@@ -39,14 +39,29 @@ def data_dir() -> Path:
     return path
 
 
+LOCAL_RAY = {"num_cpus": 2, "include_dashboard": False, "log_to_driver": False}
+
+
 @pytest.fixture(scope="session")
 def local_ray() -> Iterator[None]:
-    """One local Ray for the whole session: 2 CPUs and 2 fake GPUs (Ray's bookkeeping only)."""
+    """One local Ray for the whole session, with this machine's 2 CPUs and no GPU."""
     import ray
 
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(**LOCAL_RAY)
     yield
     ray.shutdown()
+
+
+@pytest.fixture
+def fake_gpu_ray(local_ray: None) -> Iterator[None]:
+    """For one test, a local Ray that also counts 2 GPUs (bookkeeping only: no device behind them)."""
+    import ray
+
+    ray.shutdown()
+    ray.init(**LOCAL_RAY, num_gpus=2)
+    yield
+    ray.shutdown()
+    ray.init(**LOCAL_RAY)
 
 
 def make_record(
@@ -90,7 +105,7 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
             "dataset": {"name": "digits", "validation_split": 0.2},
             "search": {"trials": 4, "max_epochs": 2, "seed": 0,
                        "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2}},
-            "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0},  # local_ray's GPUs are fake
+            "resources": {"cpus_per_trial": 1},
             "space": SMALL_SPACE,
         }  # fmt: skip
         spec.update(overrides)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from conftest import run_cli
 
@@ -35,7 +37,7 @@ def test_an_explicit_backend_wins_and_must_be_installed(monkeypatch):
 
 @pytest.mark.parametrize(("requested", "tried"), [("auto", "jax"), ("tensorflow", "tensorflow")])
 def test_fake_gpus_stop_a_search_before_anything_is_written(
-    tmp_path, local_ray, write_spec, monkeypatch, requested, tried
+    tmp_path, fake_gpu_ray, write_spec, monkeypatch, requested, tried
 ):
     """`auto` probes JAX (installed here; torch is not) in a real Ray worker holding a fake GPU."""
     monkeypatch.delenv("HARNESS_ALLOW_FAKE_GPUS", raising=False)
@@ -47,22 +49,23 @@ def test_fake_gpus_stop_a_search_before_anything_is_written(
 
 
 def test_the_cli_exits_2_naming_the_fix_on_a_cluster_started_with_fake_gpus(tmp_path, write_spec):
+    """The default, `gpus_per_trial: auto`, takes the cluster's GPUs: fake ones are caught."""
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 2})
     try:
         path = write_spec(search={"trials": 2, "max_epochs": 1, "scheduler": {"name": "none"}})
-        out = run_cli("search", str(path), "--address", cluster.address, "--gpus-per-trial", "0.5",
-                      "--results", str(tmp_path / "r"), env={"HARNESS_ALLOW_FAKE_GPUS": ""})  # fmt: skip
+        out = run_cli("search", str(path), "--address", cluster.address, "--results", str(tmp_path / "r"),
+                      env={"HARNESS_ALLOW_FAKE_GPUS": ""})  # fmt: skip
     finally:
         cluster.shutdown()
     assert out.returncode == 2, out.stderr[-3000:]
     assert "--gpus-per-trial needs a CUDA device" in out.stderr and "--gpus-per-trial 0" in out.stderr
+    assert "auto (1 GPU per trial: the Ray cluster reports GPUs)" in out.stderr
     assert not (tmp_path / "r" / "leaderboard").exists()
 
 
-@pytest.mark.parametrize("backend", ["jax", "tensorflow", "torch"])
-def test_each_backend_is_capped_at_its_share_of_the_card_inside_a_ray_worker(local_ray, backend):
+def test_each_backend_is_capped_at_its_share_of_the_card_inside_a_ray_worker(fake_gpu_ray):
     import ray
 
     def _memory_settings(backend: str) -> dict[str, object]:
@@ -83,7 +86,9 @@ def test_each_backend_is_capped_at_its_share_of_the_card_inside_a_ray_worker(loc
             "tf_growth": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH"),
         }
 
-    for share, fraction in ((1.0, 0.9), (0.5, 0.45), (0.25, 0.225)):
+    for backend, (share, fraction) in itertools.product(
+        ("jax", "tensorflow", "torch"), ((1.0, 0.9), (0.5, 0.45), (0.25, 0.225))
+    ):
         task = ray.remote(num_cpus=0, num_gpus=share, max_calls=1)(_memory_settings)
         seen = ray.get(task.remote(backend), timeout=120)
         assert seen["fraction"] == pytest.approx(fraction)

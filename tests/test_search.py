@@ -72,7 +72,7 @@ def test_failing_trial_becomes_failed_row_and_search_goes_on(tmp_path, local_ray
     assert frame.tail(len(failed))["status"].eq("failed").all()  # failures sort last
 
 
-def test_auto_gpus_pack_four_trials_on_two_gpus(tmp_path, local_ray, write_spec, monkeypatch):
+def test_auto_gpus_pack_four_trials_on_two_gpus(tmp_path, fake_gpu_ray, write_spec, monkeypatch):
     monkeypatch.setenv("HARNESS_ALLOW_FAKE_GPUS", "1")  # the documented test-only opt-in
     path = write_spec(
         resources={"cpus_per_trial": 0.5, "gpus_per_trial": "auto"},
