@@ -71,7 +71,7 @@ def main() -> None:
             study = f"study_{s:02d}"
             start = args.timed_appends if s == 0 else 0
             rows = [fake_record(study, i, rng) for i in range(start, per_study)]
-            folder = lb.leaderboard_dir(root) / study
+            folder = Path(lb.leaderboard_dir(root).path) / study
             folder.mkdir(parents=True, exist_ok=True)
             pq.write_table(
                 pa.Table.from_pylist([r.to_row() for r in rows], schema=lb.SCHEMA), folder / "bulk.parquet"

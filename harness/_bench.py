@@ -14,7 +14,7 @@ from rich.console import Console
 from harness._errors import SpecError
 from harness._search import run_search
 from harness._spec import SearchSpec, describe_error, load_spec
-from harness._storage import atomic_write, write_text
+from harness._storage import Location, Results, atomic_write, write_text
 
 
 class BenchTask(BaseModel):
@@ -63,7 +63,7 @@ def load_suite(path: str | Path) -> tuple[BenchSuite, dict[str, dict[str, Search
 def run_suite(
     path: str | Path,
     *,
-    results_dir: str | Path = "results",
+    results_dir: Results = "results",
     data_dir: str | Path | None = None,
     address: str | None = None,
     backend: str | None = None,
@@ -81,7 +81,7 @@ def run_suite(
             row.update(summarize(kind, spec, frame, time.perf_counter() - t0))
         rows.append(row)
     table = pd.DataFrame(rows)
-    write_table(table, Path(results_dir) / "bench", suite.name)
+    write_table(table, Location.of(results_dir) / "bench", suite.name)
     return table
 
 
@@ -103,7 +103,7 @@ def summarize(kind: str, spec: SearchSpec, frame: pd.DataFrame, wall_s: float) -
     }
 
 
-def write_table(table: pd.DataFrame, folder: Path, name: str) -> tuple[Path, Path]:
+def write_table(table: pd.DataFrame, folder: Location, name: str) -> tuple[Location, Location]:
     """Markdown for people, Parquet for pandas; both written atomically."""
     md, pq = folder / f"{name}.md", folder / f"{name}.parquet"
     write_text(md, markdown(table))

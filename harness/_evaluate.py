@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from harness._export import load_trial_model, trial_data
-from harness._storage import atomic_write
+from harness._storage import Location, Results, atomic_write
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def evaluate_predictions(y_true: np.ndarray, y_pred: np.ndarray, class_names: li
 
 
 def evaluate_trial(
-    row: pd.Series, *, results_dir: str | Path = "results", data_dir: str | Path | None = None
+    row: pd.Series, *, results_dir: Results = "results", data_dir: str | Path | None = None
 ) -> Evaluation:
     """Reload the trial's model and evaluate it on the held-out test set."""
     model = load_trial_model(row)
@@ -56,7 +56,7 @@ def evaluate_trial(
     return evaluate_predictions(data.y_test, np.argmax(probs, axis=1), data.class_names)
 
 
-def confusion_png(confusion: pd.DataFrame, path: str | Path, title: str) -> Path:
+def confusion_png(confusion: pd.DataFrame, path: str | Path | Location, title: str) -> str:
     """Draw the confusion matrix (counts, true label down, predicted across) to a PNG."""
     import matplotlib
 
@@ -71,6 +71,6 @@ def confusion_png(confusion: pd.DataFrame, path: str | Path, title: str) -> Path
     )
     ax.set_title(title)
     fig.tight_layout()
-    atomic_write(path, lambda stream: fig.savefig(stream, format="png", dpi=120))
+    written = atomic_write(path, lambda stream: fig.savefig(stream, format="png", dpi=120))
     plt.close(fig)
-    return Path(path)
+    return written

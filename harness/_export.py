@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness._data import load_dataset
-from harness._errors import ArgumentError, HarnessError
+from harness._data import Dataset, describe, load_dataset
+from harness._errors import ArgumentError, DataError, HarnessError
 from harness._query import load_leaderboard, within_params
-from harness._spec import load_saved_spec
-from harness._storage import staged_dir
+from harness._spec import SearchSpec, load_saved_spec
+from harness._storage import Location, Results, staged_dir
 
 FORMATS = ("keras", "savedmodel", "onnx")
 TOLERANCE = 0.001  # 0.1 percentage point
@@ -30,7 +30,7 @@ class ExportError(HarnessError):
 
 
 def select_trial(
-    results_dir: str | Path = "results",
+    results_dir: Results = "results",
     *,
     study: str | None = None,
     trial: str | None = None,
@@ -68,14 +68,17 @@ def export_trial(
     row: pd.Series,
     out: str | Path,
     *,
-    results_dir: str | Path = "results",
+    results_dir: Results = "results",
     formats: tuple[str, ...] = ("keras",),
     data_dir: str | Path | None = None,
+    verify: bool = True,
 ) -> dict[str, Any]:
     """Write `model.keras` (+ other formats) and `model_card.json` to `out`; return the card.
 
     The model is reloaded from the written file and re-evaluated on the test set; a
     test accuracy more than 0.1 point away from the leaderboard's aborts the export.
+    `verify=False` skips that (for a machine without the dataset); the card says so.
+    The model may live in object storage: it is read from its row's `model_path` URI.
     """
     check_exportable(row)
     unknown = [f for f in formats if f not in FORMATS]
@@ -84,24 +87,52 @@ def export_trial(
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ArgumentError("out", "must be a new or empty folder", str(out))
-    spec, data = trial_data(row, results_dir, data_dir)
+    spec = load_saved_spec(results_dir, row["spec_hash"])
+    data = _test_data(spec, data_dir) if verify else None
     keras = _import_keras(row["backend"])
     with staged_dir(out) as staging:
-        shutil.copyfile(row["model_path"], staging / "model.keras")
+        with Location.of(row["model_path"]).as_local_file() as source:
+            shutil.copyfile(source, staging / "model.keras")
         model = keras.saving.load_model(staging / "model.keras")
-        _, accuracy = model.evaluate(data.x_test, data.y_test, verbose=0, batch_size=256)
-        if not abs(accuracy - row["test_accuracy"]) <= TOLERANCE:  # NaN fails too
-            raise ExportError(
-                f"reloaded model scores {accuracy:.4%} on the test set but the leaderboard says "
-                f"{row['test_accuracy']:.4%}; the saved model does not match its row."
-            )
+        accuracy = None
+        if data is not None:
+            _, accuracy = model.evaluate(data.x_test, data.y_test, verbose=0, batch_size=256)
+            if not abs(accuracy - row["test_accuracy"]) <= TOLERANCE:  # NaN fails too
+                raise ExportError(
+                    f"reloaded model scores {accuracy:.4%} on the test set but the leaderboard says "
+                    f"{row['test_accuracy']:.4%}; the saved model does not match its row."
+                )
         written = ["model.keras"] + [_export_format(model, staging, f) for f in formats if f != "keras"]
-        card = model_card(row, spec, data, float(accuracy), written)
+        shape, classes = (data.input_shape, data.class_names) if data else _described(spec, model, data_dir)
+        card = model_card(row, spec, shape, classes, None if accuracy is None else float(accuracy), written)
         (staging / "model_card.json").write_text(json.dumps(card, indent=2, default=str))
     return card
 
 
-def trial_data(row: pd.Series, results_dir: str | Path, data_dir: str | Path | None) -> tuple[Any, Any]:
+def _test_data(spec: SearchSpec, data_dir: str | Path | None) -> Dataset:
+    """The trial's dataset, split as during the search: what a verified export re-evaluates on."""
+    try:
+        return load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
+    except DataError as exc:
+        raise ExportError(
+            f"{exc} Export re-evaluates the model on the test set of {spec.dataset.label}; give "
+            "--data-dir where it is, or --no-verify to export without re-evaluating (the model card "
+            "then says it was not re-evaluated)."
+        ) from None
+
+
+def _described(
+    spec: SearchSpec, model: Any, data_dir: str | Path | None
+) -> tuple[tuple[int, ...], list[str]]:
+    """Input shape and class names without the data: the dataset's published ones, else the model's."""
+    try:
+        _, shape, classes = describe(spec.dataset, data_dir=data_dir)
+        return tuple(shape), list(classes)
+    except DataError:  # an image folder that is not on this machine
+        return tuple(model.input_shape[1:]), [str(i) for i in range(int(model.output_shape[-1]))]
+
+
+def trial_data(row: pd.Series, results_dir: Results, data_dir: str | Path | None) -> tuple[Any, Any]:
     """The trial's validated spec and its dataset, split exactly as during the search."""
     spec = load_saved_spec(results_dir, row["spec_hash"])
     return spec, load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
@@ -110,14 +141,15 @@ def trial_data(row: pd.Series, results_dir: str | Path, data_dir: str | Path | N
 def load_trial_model(row: pd.Series) -> Any:
     """The trial's kept Keras model (clear errors for failed, pruned or dropped ones)."""
     check_exportable(row)
-    return _import_keras(row["backend"]).saving.load_model(row["model_path"])
+    with Location.of(row["model_path"]).as_local_file() as path:
+        return _import_keras(row["backend"]).saving.load_model(path)
 
 
 def check_exportable(row: pd.Series) -> None:
     if row["status"] == "failed":
         raise ExportError(f"trial {row['trial_id']} failed ({row['error']}); it has no model.")
     path = row["model_path"]
-    if pd.isna(path) or not Path(path).is_file():
+    if pd.isna(path) or not Location.of(path).is_file():
         raise ExportError(
             f"trial {row['trial_id']} ({row['status']}) has no kept model: pruned trials are "
             "not saved and only the best `search.keep_models` per study are kept. Export a "
@@ -153,7 +185,14 @@ def _export_format(model: Any, folder: Path, fmt: str) -> str:
     return target
 
 
-def model_card(row: pd.Series, spec: Any, data: Any, verified: float, files: list[str]) -> dict[str, Any]:
+def model_card(
+    row: pd.Series,
+    spec: SearchSpec,
+    shape: tuple[int, ...],
+    class_names: list[str],
+    verified: float | None,
+    files: list[str],
+) -> dict[str, Any]:
     """What a user of the file needs: preprocessing, classes, provenance and metrics."""
     hps = {k.removeprefix("hp_"): _plain(v) for k, v in row.items() if k.startswith("hp_") and pd.notna(v)}
     metrics = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "epochs_run",
@@ -165,17 +204,18 @@ def model_card(row: pd.Series, spec: Any, data: Any, verified: float, files: lis
         "dataset": {
             "name": row["dataset"],
             "spec": spec.dataset.model_dump(mode="json"),
-            "class_names": data.class_names,
+            "class_names": class_names,
         },
         "input": {
-            "shape": list(data.input_shape),
+            "shape": list(shape),
             "dtype": "uint8",
-            "color_mode": "grayscale" if data.input_shape[-1] == 1 else "rgb",
+            "color_mode": "grayscale" if shape[-1] == 1 else "rgb",
             "scaling": "raw pixels 0-255; the model's first layer rescales by 1/255",
-            "resize": f"{data.input_shape[0]}x{data.input_shape[1]} (height x width)",
+            "resize": f"{shape[0]}x{shape[1]} (height x width)",
         },
         "hyperparameters": hps,
         "metrics": {k: _plain(row[k]) for k in metrics},
+        "verified": verified is not None,  # re-evaluated on the test set after reloading
         "verified_test_accuracy": verified,
         "versions": {k: row[k] for k in versions},
         "spec_hash": row["spec_hash"],

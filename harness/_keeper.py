@@ -10,11 +10,10 @@ from __future__ import annotations
 import heapq
 import itertools
 from dataclasses import replace
-from pathlib import Path
 
 from harness._leaderboard import dedupe, read_table, write_row
 from harness._record import TrialRecord, TrialStatus
-from harness._storage import remove
+from harness._storage import Results, remove
 
 
 class ModelKeeper:
@@ -25,7 +24,7 @@ class ModelKeeper:
     (A multi-objective study keeps every model by default: its front has no single order.)
     """
 
-    def __init__(self, results_dir: str | Path, keep: int) -> None:
+    def __init__(self, results_dir: Results, keep: int) -> None:
         self.results_dir, self.keep = results_dir, keep
         # (-infeasible, -badness, -arrival, trial_id): the worst on top
         self._heap: list[tuple[int, float, int, str]] = []
@@ -33,7 +32,7 @@ class ModelKeeper:
         self._arrivals = itertools.count()
 
     @classmethod
-    def for_study(cls, results_dir: str | Path, study: str, keep: int) -> ModelKeeper:
+    def for_study(cls, results_dir: Results, study: str, keep: int) -> ModelKeeper:
         """Seeded with the study's rows that still hold a model (read once per search)."""
         keeper = cls(results_dir, keep)
         table = dedupe(read_table(results_dir, study))

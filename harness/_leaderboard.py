@@ -14,7 +14,6 @@ import json
 import os
 from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,7 +23,7 @@ import pyarrow.parquet as pq
 from harness._errors import HarnessError
 from harness._record import ROW_FIELDS, TrialRecord, field_types, now
 from harness._space import PARAMETERS, base_name, column_names
-from harness._storage import atomic_write, write_text
+from harness._storage import Location, Results, atomic_write, write_text
 from harness._version import RESULTS_FORMAT, __version__
 
 FORMAT_FILE = "harness-results.json"
@@ -49,11 +48,11 @@ SCHEMA = pa.schema(
 """The leaderboard's columns: the record's fields, then one `hp_*` column per vocabulary entry."""
 
 
-def leaderboard_dir(results_dir: str | Path) -> Path:
-    return Path(results_dir) / "leaderboard"
+def leaderboard_dir(results_dir: Results) -> Location:
+    return Location.of(results_dir) / "leaderboard"
 
 
-def write_row(results_dir: str | Path, record: TrialRecord) -> str:
+def write_row(results_dir: Results, record: TrialRecord) -> str:
     """Write one trial's row; rewriting the same trial id replaces it (idempotent)."""
     record = replace(record, written_at=now())
     table = pa.Table.from_pylist([record.to_row()], schema=SCHEMA)
@@ -61,63 +60,57 @@ def write_row(results_dir: str | Path, record: TrialRecord) -> str:
     return atomic_write(target, lambda stream: pq.write_table(table, stream))
 
 
-def read_table(results_dir: str | Path, study: str | None = None) -> pa.Table:
+def read_table(results_dir: Results, study: str | None = None) -> pa.Table:
     """Every complete row file, read with the fixed schema (missing columns become null)."""
     check_format(results_dir)
     root = leaderboard_dir(results_dir)
     folder = root / study if study else root
     if not folder.is_dir():
         return SCHEMA.empty_table()
-    dataset = ds.dataset(folder, schema=SCHEMA, format="parquet", exclude_invalid_files=True)
+    dataset = ds.dataset(
+        folder.path, filesystem=folder.fs, schema=SCHEMA, format="parquet", exclude_invalid_files=True
+    )
     table = dataset.to_table()
     if study:
         table = table.filter(ds.field("study") == study)
     return table
 
 
-def written_trial_ids(results_dir: str | Path, study: str) -> set[str]:
+def written_trial_ids(results_dir: Results, study: str) -> set[str]:
     table = read_table(results_dir, study).select(["trial_id"])
     return set(table.column("trial_id").to_pylist())
 
 
-def row_files(results_dir: str | Path, study: str) -> list[Path]:
-    folder = leaderboard_dir(results_dir) / study
-    return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+def row_files(results_dir: Results, study: str) -> list[Location]:
+    return (leaderboard_dir(results_dir) / study).files(".parquet")
 
 
-def studies(results_dir: str | Path) -> list[str]:
-    folder = leaderboard_dir(results_dir)
-    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+def studies(results_dir: Results) -> list[str]:
+    return [folder.name for folder in leaderboard_dir(results_dir).folders()]
 
 
-def compact(results_dir: str | Path, study: str) -> str | None:
+def compact(results_dir: Results, study: str) -> str | None:
     """Merge a study's row files into one file, each trial once (its newest row).
 
     The merged file is complete (atomic write) before any source file is removed, and
-    a source is removed only if unchanged since it was read; readers dedupe by trial id,
-    so at no moment does a row go missing or count twice, even if this is interrupted.
+    a source is removed only if unchanged since it was read (its stamp: inode, time and
+    size; time and size on object stores); readers dedupe by trial id, so at no moment
+    does a row go missing or count twice, even if this is interrupted.
     """
     files = row_files(results_dir, study)
     if len(files) <= 1:
-        return str(files[0]) if files else None
-    stamps = {f: _stamp(f) for f in files}
-    files = [f for f, stamp in stamps.items() if stamp is not None]  # another compaction won
-    table = dedupe(ds.dataset(files, schema=SCHEMA, format="parquet").to_table())
+        return files[0].uri if files else None
+    stamps = {f.uri: f.stamp() for f in files}
+    files = [f for f in files if stamps[f.uri] is not None]  # another compaction won
+    paths = [f.path for f in files]
+    table = dedupe(ds.dataset(paths, filesystem=files[0].fs, schema=SCHEMA, format="parquet").to_table())
     stamp = now().strftime("%Y%m%dT%H%M%S%f")
     target = files[0].parent / f"compacted-{stamp}-{os.getpid()}.parquet"
     written = atomic_write(target, lambda stream: pq.write_table(table, stream))
     for f in files:
-        if _stamp(f) == stamps[f]:  # a rewrite (atomic rename) gives a new inode: keep it
-            f.unlink(missing_ok=True)
+        if f.stamp() == stamps[f.uri]:  # a rewrite gives a new inode (locally) or a new time
+            f.delete()
     return written
-
-
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def dedupe(table: pa.Table) -> pa.Table:
@@ -131,18 +124,18 @@ def dedupe(table: pa.Table) -> pa.Table:
     return newest_first.take(pc.index_in(unique, pc.take(keys, order)))
 
 
-def ensure_format(results_dir: str | Path) -> None:
+def ensure_format(results_dir: Results) -> None:
     """Mark a results folder with this version's format (refusing newer ones)."""
     check_format(results_dir)
     write_text(
-        Path(results_dir) / FORMAT_FILE,
+        Location.of(results_dir) / FORMAT_FILE,
         json.dumps({"results_format": RESULTS_FORMAT, "written_by": f"harness {__version__}"}),
     )
 
 
-def check_format(results_dir: str | Path) -> int:
+def check_format(results_dir: Results) -> int:
     """The folder's results-format version (1 when unmarked); a newer one is refused."""
-    path = Path(results_dir) / FORMAT_FILE
+    path = Location.of(results_dir) / FORMAT_FILE
     if not path.is_file():
         return 1
     try:

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from harness._errors import ArgumentError
 from harness._leaderboard import dedupe, read_table
+from harness._storage import Results
 
 _NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 """Integer and boolean columns keep their type when a failed or pruned row has nulls."""
 _TIERS = {"completed": 0, "pruned": 1}
 
 
-def load_leaderboard(results_dir: str | Path = "results", study: str | None = None) -> pd.DataFrame:
+def load_leaderboard(results_dir: Results = "results", study: str | None = None) -> pd.DataFrame:
     """Every trial (of one study), sorted by each study's objective, best first.
+
+    `results_dir` is a local folder or a filesystem URI (`s3://bucket/prefix`).
 
     Completed trials come first, then pruned, then failed. Each trial appears once,
     even while a compaction or a rewrite of its row is under way.

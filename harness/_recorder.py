@@ -31,7 +31,7 @@ from harness._record import (
 )
 from harness._resources import trial_cpus, trial_gpus
 from harness._space import hyperparameters
-from harness._storage import write_text
+from harness._storage import Location, write_text
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
@@ -152,7 +152,7 @@ class LeaderboardRecorder(Callback):
 
     def _record(self, record: TrialRecord, traceback: str | None = None) -> None:
         if traceback is not None:
-            write_text(Path(self.run_dir) / ERRORS_DIR / f"{record.trial_id}.txt", traceback)
+            write_text(Location.of(self.run_dir) / ERRORS_DIR / f"{record.trial_id}.txt", traceback)
         write_row(self.results_dir, record)
         self.seen.pop(record.trial_id, None)
         if self.keeper is not None:

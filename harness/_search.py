@@ -23,7 +23,7 @@ from harness._query import load_leaderboard
 from harness._resources import Placement, place, trial_resources
 from harness._space import START_POINT, TRIAL_NUMBER, suggest
 from harness._spec import SearchSpec, save_spec
-from harness._storage import write_text
+from harness._storage import Location, Results, storage_env, write_text
 from harness._trial import TrialContext, run_trial, worker_env
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ SPEC_HASH_FILE = "harness_spec_hash.txt"
 def run_search(
     spec: SearchSpec,
     *,
-    results_dir: str | Path = "results",
+    results_dir: Results = "results",
     data_dir: str | Path | None = None,
     address: str | None = None,
     backend: str | None = None,
@@ -46,6 +46,8 @@ def run_search(
     """Run (or resume) the search `spec` describes; return its study's leaderboard, best first.
 
     Ray is started locally unless already initialised or `address` names a cluster.
+    `results_dir` is a local (or shared) folder or a filesystem URI (`s3://bucket/prefix`):
+    rows, models, saved specs and Ray's experiment state all go there.
     `frame.attrs["run_id"]` names this run (`frame[frame.run_id == ...]` are its rows).
     """
     console = console or Console(stderr=True)
@@ -53,10 +55,11 @@ def run_search(
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     requested = requested_backend(backend)  # an explicit backend is checked here, before Ray
     _check_sampler(spec)
-    results = Path(results_dir).resolve()
+    results = Location.of(results_dir)
     run_dir = _run_dir(results, spec, resume)
     data = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
-    placement = place(spec, _init_ray(address, worker_env(provisional_backend(requested))))
+    env = {**worker_env(provisional_backend(requested)), **storage_env()}  # storage reaches every node
+    placement = place(spec, _init_ray(address, env))
     auto_gpus = spec.resources.gpus_per_trial == "auto"
     backend = choose_backend(requested, placement.gpus, auto=auto_gpus)  # GPU trials: probed in a Ray worker
     ensure_format(results)
@@ -80,14 +83,17 @@ def _check_sampler(spec: SearchSpec) -> None:
     check_sampler(spec.search.sampler)
 
 
-def _run_dir(results: Path, spec: SearchSpec, resume: bool) -> Path:
+def _run_dir(results: Location, spec: SearchSpec, resume: bool) -> Location:
     """A new run folder, or with `resume` the study's latest one (same spec only)."""
     runs = results / "runs" / spec.study
     if not resume:
         return runs / datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S-%f")
     from ray import tune
 
-    previous = sorted(p for p in runs.glob("run-*") if tune.Tuner.can_restore(str(p)))
+    previous = [
+        p for p in runs.folders()
+        if p.name.startswith("run-") and tune.Tuner.can_restore(**_ray_storage(p, "path"))
+    ]  # fmt: skip
     if not previous:
         raise ArgumentError(
             "resume", f"needs an interrupted run, and study {spec.study!r} has no interrupted run under "
@@ -132,7 +138,16 @@ def _start_ray(address: str | None, env: dict[str, str]) -> None:
         ) from None  # fmt: skip
 
 
-def _context(spec: SearchSpec, data: Dataset, results: Path, run_id: str, backend: str) -> TrialContext:
+def _ray_storage(location: Location, key: str = "storage_path") -> dict[str, Any]:
+    """How Ray reaches a location: a local path as is; elsewhere, the path on our filesystem
+    (so Ray's workers use the same store, endpoint and credentials as harness)."""
+    where: dict[str, Any] = {key: location.path}
+    if not location.local:
+        where["storage_filesystem"] = location.fs
+    return where
+
+
+def _context(spec: SearchSpec, data: Dataset, results: Location, run_id: str, backend: str) -> TrialContext:
     es = spec.training.early_stopping
     first = spec.objectives[0]
     objectives = ",".join(f"{o.metric}:{o.direction}" for o in spec.objectives)
@@ -143,7 +158,7 @@ def _context(spec: SearchSpec, data: Dataset, results: Path, run_id: str, backen
         objective_metric=first.metric,
         objective_mode=first.direction,
         spec_hash=spec.spec_hash(),
-        models_dir=str(results / "models" / spec.study),
+        models_dir=(results / "models" / spec.study).uri,
         max_epochs=spec.search.max_epochs,
         seed=spec.search.seed,
         early_stopping=es.model_dump() if es else None,
@@ -157,8 +172,8 @@ def _tuner(
     spec: SearchSpec,
     ctx: TrialContext,
     data: Dataset,
-    results: Path,
-    run_dir: Path,
+    results: Location,
+    run_dir: Location,
     resume: bool,
     placement: Placement,
 ) -> Any:
@@ -170,10 +185,12 @@ def _tuner(
     resources = functools.partial(trial_resources, placement=placement)
     trainable = tune.with_resources(tune.with_parameters(run_trial, data=data, ctx=ctx), resources)
     if resume:
-        return tune.Tuner.restore(str(run_dir), trainable, resume_unfinished=True, resume_errored=True)
+        return tune.Tuner.restore(
+            trainable=trainable, resume_unfinished=True, resume_errored=True, **_ray_storage(run_dir, "path")
+        )
     s = spec.search
     recorder = LeaderboardRecorder(
-        ctx, results_dir=str(results), run_dir=str(run_dir),
+        ctx, results_dir=results.uri, run_dir=run_dir.uri,
         keep_models=s.keep_models, time_budget_s=s.time_budget_s,
     )  # fmt: skip
     tune_config = tune.TuneConfig(
@@ -186,7 +203,7 @@ def _tuner(
     )
     run_config = tune.RunConfig(
         name=run_dir.name,
-        storage_path=str(run_dir.parent),
+        **_ray_storage(run_dir.parent),
         callbacks=[recorder, SearchProgress(ctx.objective_metric, ctx.objective_mode)],
         verbose=0,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -194,7 +211,7 @@ def _tuner(
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
 
-def _searcher(spec: SearchSpec, results: Path, dataset: str, run_id: str) -> Any:
+def _searcher(spec: SearchSpec, results: Location, dataset: str, run_id: str) -> Any:
     import optuna
 
     from harness._searcher import HarnessSearch, earlier_trials, make_sampler, start_points
@@ -217,7 +234,7 @@ def _define_by_run(trial: optuna.Trial, space: dict[str, Any]) -> dict[str, Any]
     return {**suggest(trial, space), TRIAL_NUMBER: trial.number, START_POINT: start_point}
 
 
-def _report_end(spec: SearchSpec, frame: pd.DataFrame, run_dir: Path, console: Console) -> None:
+def _report_end(spec: SearchSpec, frame: pd.DataFrame, run_dir: Location, console: Console) -> None:
     """Say what is unfinished, and surface harness' own failures (raised under HARNESS_STRICT=1)."""
     from harness._recorder import ERRORS_DIR
 
@@ -227,7 +244,7 @@ def _report_end(spec: SearchSpec, frame: pd.DataFrame, run_dir: Path, console: C
             f"[yellow]Stopped after {recorded} of {spec.search.trials} trials; continue with "
             "`harness search SPACE.yaml --resume`.[/]"
         )
-    internal = sorted((run_dir / ERRORS_DIR).glob("*.txt"))
+    internal = (run_dir / ERRORS_DIR).files(".txt")
     if not internal:
         return
     console.print(
@@ -236,4 +253,4 @@ def _report_end(spec: SearchSpec, frame: pd.DataFrame, run_dir: Path, console: C
         "Please report them."
     )
     if os.environ.get("HARNESS_STRICT") == "1":
-        raise InternalError("\n\n".join(f"{p.stem}:\n{p.read_text()}" for p in internal))
+        raise InternalError("\n\n".join(f"{p.name}:\n{p.read_text()}" for p in internal))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -26,6 +25,7 @@ from harness._points import distributions, point_params, row_point
 from harness._record import REPORT_KEY, EpochReport, FinalReport, TrialRecord, TrialStatus
 from harness._space import START_POINT, Value
 from harness._spec import Bound, SearchSpec
+from harness._storage import Results
 
 TRAINING_ITERATION = "training_iteration"  # Ray's counter of reports: one per epoch
 _NEEDS = {"gp": ("torch", "pip install -e '.[torch]'"), "cmaes": ("cmaes", "pip install cmaes")}
@@ -144,7 +144,7 @@ def start_points(spec: SearchSpec) -> list[dict[str, Value]]:
     return [point_params(spec.space, point) for point in spec.search.start_from]
 
 
-def earlier_trials(spec: SearchSpec, results_dir: str | Path, dataset: str) -> list[FrozenTrial]:
+def earlier_trials(spec: SearchSpec, results_dir: Results, dataset: str) -> list[FrozenTrial]:
     """`search.warm_start`: rows of earlier studies on this dataset whose parameters fit the space."""
     trials: list[FrozenTrial] = []
     for study in spec.search.warm_start:

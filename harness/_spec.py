@@ -23,7 +23,7 @@ from pydantic import (
 from harness._errors import SpecError
 from harness._points import point_params
 from harness._space import CategoricalDist, FloatDist, IntDist, validate_space
-from harness._storage import write_text
+from harness._storage import Location, Results, write_text
 
 DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_folder"]
 DATASETS: tuple[str, ...] = get_args(DatasetName)
@@ -282,16 +282,16 @@ class SearchSpec(_Strict):
         return _validate(data, "overrides")
 
 
-def save_spec(spec: SearchSpec, results_dir: str | Path) -> Path:
+def save_spec(spec: SearchSpec, results_dir: Results) -> Location:
     """Store the validated spec by hash, so export can rebuild the exact dataset later."""
-    path = Path(results_dir) / "specs" / f"{spec.spec_hash()}.json"
+    path = Location.of(results_dir) / "specs" / f"{spec.spec_hash()}.json"
     if not path.is_file():
         write_text(path, spec.model_dump_json(indent=2))
     return path
 
 
-def load_saved_spec(results_dir: str | Path, spec_hash: str) -> SearchSpec:
-    path = Path(results_dir) / "specs" / f"{spec_hash}.json"
+def load_saved_spec(results_dir: Results, spec_hash: str) -> SearchSpec:
+    path = Location.of(results_dir) / "specs" / f"{spec_hash}.json"
     if not path.is_file():
         raise SpecError(f"{path}: the spec of this trial is missing; re-run its search.")
     return _validate(json.loads(path.read_text()), str(path))

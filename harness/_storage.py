@@ -1,12 +1,13 @@
 """Where results live, and the one way harness writes a file there: whole or not at all.
 
-Every writer (leaderboard rows, compaction, saved specs, models, bench tables, the data
-cache, exports) goes through `atomic_write` or `staged_dir`, written against pyarrow's
-`FileSystem` interface so that shared and object storage change this module only.
-On a local or NFS path a file is written under a dot-prefixed temporary name (invisible
-to readers, which skip dot files) in the target's folder, flushed, and renamed over the
-target. Object stores have no rename, but an object becomes visible only once written
-whole, so there the target is written directly.
+A results folder is a `Location`: a local (or NFS) path or an object-store URI
+(`s3://bucket/prefix`, `gs://...`), reached through pyarrow's `FileSystem` interface with
+the usual credentials; `AWS_ENDPOINT_URL` points S3 at a compatible store (MinIO, moto).
+Every writer (leaderboard rows, compaction, saved specs, models, bench tables) goes
+through `atomic_write`. On a local or NFS path a file is written under a dot-prefixed
+temporary name (invisible to readers, which skip dot files) in the target's folder,
+flushed, and renamed over the target. Object stores have no rename, but an object
+becomes visible only once written whole, so there the target is written directly.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import pyarrow as pa
 from pyarrow import fs as pafs
+
+from harness._errors import ArgumentError
 
 Writer = Callable[[IO[bytes]], None]
 
@@ -28,31 +33,142 @@ Writer = Callable[[IO[bytes]], None]
 def filesystem(location: str | Path) -> tuple[pafs.FileSystem, str]:
     """The filesystem holding `location` and the path on it (local paths made absolute)."""
     text = str(location)
-    if "://" in text:
-        return pafs.FileSystem.from_uri(text)  # type: ignore[no-any-return]
-    return pafs.LocalFileSystem(), str(Path(text).expanduser().resolve())
+    if "://" not in text:
+        return pafs.LocalFileSystem(), str(Path(text).expanduser().resolve())
+    try:
+        fs, path = pafs.FileSystem.from_uri(text)
+    except (pa.ArrowException, OSError) as exc:
+        raise ArgumentError(
+            "results", "must be a local folder or a filesystem URI pyarrow can open (s3://bucket/prefix, "
+            f"gs://bucket/prefix, hdfs://...); opening it failed with {exc}", text,
+        ) from None  # fmt: skip
+    return fs, str(path).rstrip("/")
 
 
-def _renames(fs: pafs.FileSystem) -> bool:
-    return bool(fs.type_name == "local")
+@dataclass(frozen=True)
+class Location:
+    """A file or folder in results storage: a local path or a URI, with one API for both.
+
+    `uri` is what users, Ray and leaderboard rows see (an absolute local path, or
+    `s3://bucket/key`); joining with `/` never goes through `pathlib`, which would turn
+    `s3://bucket` into a local folder named `s3:`.
+    """
+
+    uri: str
+    fs: pafs.FileSystem = field(repr=False, compare=False)
+    path: str = field(repr=False)
+
+    @classmethod
+    def of(cls, where: str | Path | Location) -> Location:
+        if isinstance(where, Location):
+            return where
+        fs, path = filesystem(where)
+        scheme = str(where).split("://", 1)[0] if "://" in str(where) else ""
+        return cls(f"{scheme}://{path}" if scheme else path, fs, path)
+
+    def __truediv__(self, part: str) -> Location:
+        part = part.strip("/")
+        return Location(f"{self.uri}/{part}", self.fs, f"{self.path}/{part}")
+
+    def __str__(self) -> str:
+        return self.uri
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def parent(self) -> Location:
+        return Location(self.uri.rsplit("/", 1)[0], self.fs, self.path.rsplit("/", 1)[0])
+
+    @property
+    def local(self) -> bool:
+        """A path on this machine's filesystem (local disk or a mounted share): files rename."""
+        return bool(self.fs.type_name == "local")
+
+    def _info(self) -> pafs.FileInfo:
+        return self.fs.get_file_info(self.path)
+
+    def is_dir(self) -> bool:
+        return bool(self._info().type == pafs.FileType.Directory)
+
+    def is_file(self) -> bool:
+        return bool(self._info().type == pafs.FileType.File)
+
+    def _entries(self, kind: pafs.FileType) -> list[Location]:
+        """The folder's entries of one kind, one level, sorted, without hidden (dot) ones: temporary files."""
+        selector = pafs.FileSelector(self.path, allow_not_found=True)
+        infos = self.fs.get_file_info(selector) if self.is_dir() else []
+        names = sorted(i.base_name for i in infos if i.type == kind and not i.base_name.startswith("."))
+        return [self / name for name in names]
+
+    def files(self, suffix: str = "") -> list[Location]:
+        return [f for f in self._entries(pafs.FileType.File) if f.name.endswith(suffix)]
+
+    def folders(self) -> list[Location]:
+        return self._entries(pafs.FileType.Directory)
+
+    def read_bytes(self) -> bytes:
+        with self.fs.open_input_stream(self.path) as stream:
+            return bytes(stream.read())
+
+    def read_text(self) -> str:
+        return self.read_bytes().decode("utf-8")
+
+    def stamp(self) -> tuple[int, ...] | None:
+        """What changes when the file is rewritten: inode, mtime and size locally; mtime and
+        size on object stores (no inodes). None when it is gone."""
+        if self.local:
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                return None
+            return st.st_ino, st.st_mtime_ns, st.st_size
+        info = self._info()
+        if info.type != pafs.FileType.File:
+            return None
+        return int(info.mtime_ns or 0), int(info.size or 0)
+
+    def delete(self) -> None:
+        """Delete a file if it exists."""
+        with suppress(FileNotFoundError):
+            self.fs.delete_file(self.path)
+
+    def delete_tree(self) -> None:
+        """Delete a folder and everything under it, if it exists."""
+        if self.is_dir():
+            self.fs.delete_dir(self.path)
+
+    @contextmanager
+    def as_local_file(self) -> Iterator[Path]:
+        """A local path holding this file's bytes (Keras loads models from real paths only)."""
+        if self.local:
+            yield Path(self.path)
+            return
+        with local_scratch(Path(self.name).suffix) as scratch:
+            with self.fs.open_input_stream(self.path) as src, open(scratch, "wb") as dst:
+                shutil.copyfileobj(src, dst, length=1 << 20)
+            yield scratch
 
 
-def atomic_write(target: str | Path, write: Writer, *, fs: pafs.FileSystem | None = None) -> str:
+Results = str | Path | Location
+"""A results folder as callers give it: a local path, a filesystem URI, or a Location."""
+
+
+def atomic_write(target: str | Path | Location, write: Writer) -> str:
     """Write a file with `write(stream)` so that readers see all of it or none of it.
 
-    Returns the path written. A failure removes the temporary file and leaves any
-    previous version of the target in place.
+    Returns the location written (a path, or a URI on an object store). A failure removes
+    the temporary file and leaves any previous version of the target in place.
     """
-    if fs is None:
-        fs, path = filesystem(target)
-    else:
-        path = str(target)
+    loc = Location.of(target)
+    fs, path = loc.fs, loc.path
     parent, name = path.rsplit("/", 1)
     fs.create_dir(parent, recursive=True)
-    if not _renames(fs):
+    if not loc.local:
         with fs.open_output_stream(path) as stream:
             write(stream)
-        return path
+        return loc.uri
     tmp = f"{parent}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         with open(tmp, "wb") as stream:
@@ -66,18 +182,18 @@ def atomic_write(target: str | Path, write: Writer, *, fs: pafs.FileSystem | Non
     return path
 
 
-def write_bytes(target: str | Path, data: bytes) -> str:
+def write_bytes(target: str | Path | Location, data: bytes) -> str:
     def write(stream: IO[bytes]) -> None:
         stream.write(data)
 
     return atomic_write(target, write)
 
 
-def write_text(target: str | Path, text: str) -> str:
+def write_text(target: str | Path | Location, text: str) -> str:
     return write_bytes(target, text.encode("utf-8"))
 
 
-def copy_file(source: str | Path, target: str | Path) -> str:
+def copy_file(source: str | Path, target: str | Path | Location) -> str:
     """Copy a local file (e.g. a saved model) into results, atomically."""
 
     def write(stream: IO[bytes]) -> None:
@@ -112,8 +228,15 @@ def staged_dir(target: str | Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def remove(path: str | Path) -> None:
+def remove(path: str | Path | Location) -> None:
     """Delete a file if it exists (models dropped by keep-top-k)."""
-    fs, where = filesystem(path)
-    with suppress(FileNotFoundError):
-        fs.delete_file(where)
+    Location.of(path).delete()
+
+
+STORAGE_ENV = ("AWS_", "GOOGLE_", "GCS_", "AZURE_")
+"""Prefixes of the variables object-store clients read (credentials, region, endpoint)."""
+
+
+def storage_env() -> dict[str, str]:
+    """The driver's storage settings, for Ray's workers on every node (its runtime environment)."""
+    return {name: value for name, value in os.environ.items() if name.startswith(STORAGE_ENV)}

@@ -38,7 +38,7 @@ from harness._record import (
 )
 from harness._resources import trial_cpus, trial_gpus
 from harness._space import hyperparameters, resolve
-from harness._storage import copy_file, local_scratch
+from harness._storage import Location, copy_file, local_scratch
 
 if TYPE_CHECKING:
     import keras
@@ -256,7 +256,8 @@ class _Attempt:
         test_loss, test_acc = self.model.evaluate(data.x_test, data.y_test, verbose=0, batch_size=512)
         self.training = False
         t_save = time.perf_counter()
-        model_path = save_model(self.model, Path(self.ctx.models_dir) / f"{self.record.trial_id}.keras")
+        target = Location.of(self.ctx.models_dir) / f"{self.record.trial_id}.keras"
+        model_path = save_model(self.model, target)
         record = replace(
             self._with_epochs(self.record),
             status=TrialStatus.COMPLETED,
@@ -370,7 +371,7 @@ def trial_seed(seed: int, config: dict[str, Any]) -> int:
     return (seed * 1_000_003 + zlib.crc32(json.dumps(config, sort_keys=True).encode())) % 2**31
 
 
-def save_model(model: keras.Model, path: Path | str) -> str:
+def save_model(model: keras.Model, path: Path | str | Location) -> str:
     """Write the `.keras` file whole or not at all (Keras needs a real path: save, then copy)."""
     with local_scratch(".keras") as scratch:
         model.save(scratch)

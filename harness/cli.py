@@ -36,6 +36,7 @@ from harness._leaderboard import studies
 from harness._progress import leaderboard_table
 from harness._query import parse_objectives, within_params
 from harness._spec import DATASETS
+from harness._storage import Location
 
 app = typer.Typer(
     help="Hyperparameter search and benchmarking for Keras CNNs (Ray Tune + Optuna).",
@@ -50,7 +51,9 @@ err_console = Console(stderr=True)
 if not err_console.is_terminal:
     err_console = Console(stderr=True, width=200)
 
-ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder.")]
+ResultsOpt = Annotated[
+    str, typer.Option("--results", help="Results folder, or a filesystem URI (s3://bucket/prefix, gs://...).")
+]
 StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name (default: all).")]
 TrialOpt = Annotated[str | None, typer.Option("--trial", help="Trial id.")]
 RankOpt = Annotated[int | None, typer.Option("--rank", min=1, help="Rank in the study (1 = best; default).")]
@@ -88,7 +91,7 @@ def search(
     trials: Annotated[int | None, typer.Option(help="Override search.trials.")] = None,
     max_epochs: Annotated[int | None, typer.Option(help="Override search.max_epochs.")] = None,
     study: Annotated[str | None, typer.Option(help="Override the study name.")] = None,
-    results: ResultsOpt = Path("results"),
+    results: ResultsOpt = "results",
     data_dir: DataDirOpt = None,
     cpus_per_trial: Annotated[
         str | None, typer.Option(help="CPUs per trial, or auto (the cluster's CPUs over the trials at once).")
@@ -160,7 +163,7 @@ def _print_dry_run(result: DryRun) -> None:
 @app.command()
 def bench(
     suite: Annotated[Path, typer.Argument(help="Benchmark suite YAML file.")],
-    results: ResultsOpt = Path("results"),
+    results: ResultsOpt = "results",
     data_dir: DataDirOpt = None,
     address: Annotated[str | None, typer.Option(help="Join a Ray cluster (e.g. auto).")] = None,
     backend: BackendOpt = None,
@@ -177,12 +180,12 @@ def bench(
         backend=backend.value if backend else None,
     )
     console.print(markdown(table), highlight=False, markup=False)
-    console.print(f"written: {results / 'bench' / parsed.name}.md and .parquet")
+    console.print(f"written: {Location.of(results) / 'bench' / parsed.name}.md and .parquet")
 
 
 @app.command()
 def leaderboard(
-    results: ResultsOpt = Path("results"),
+    results: ResultsOpt = "results",
     study: StudyOpt = None,
     top: Annotated[int | None, typer.Option(min=1, help="Show the best K rows per study.")] = None,
     sort: Annotated[
@@ -231,7 +234,7 @@ def leaderboard(
 @app.command()
 def export(
     out: Annotated[Path, typer.Option("--out", help="Folder to write (must be new or empty).")],
-    results: ResultsOpt = Path("results"),
+    results: ResultsOpt = "results",
     study: StudyOpt = None,
     trial: TrialOpt = None,
     rank: RankOpt = None,
@@ -240,21 +243,29 @@ def export(
         list[str] | None, typer.Option("--format", help="keras (always), savedmodel, onnx.")
     ] = None,
     data_dir: DataDirOpt = None,
+    verify: Annotated[
+        bool, typer.Option(help="Re-evaluate the reloaded model on the test set (needs the dataset here).")
+    ] = True,
 ) -> None:
     """Export a trial's model with a model card, verified on the test set."""
 
     row = select_trial(results, study=study, trial=trial, rank=rank, max_params=max_params)
     formats = tuple(format or ("keras",))
-    card = export_trial(row, out, results_dir=results, formats=formats, data_dir=data_dir)
+    card = export_trial(row, out, results_dir=results, formats=formats, data_dir=data_dir, verify=verify)
+    checked = (
+        f"test accuracy {card['verified_test_accuracy']:.4f}, verified"
+        if card["verified"]
+        else "not re-evaluated: --no-verify"
+    )
     console.print(
         f"Exported {card['study']}/{card['trial_id']} to {out}: {', '.join(card['files'])} + "
-        f"model_card.json (test accuracy {card['verified_test_accuracy']:.4f}, verified)."
+        f"model_card.json ({checked})."
     )
 
 
 @app.command()
 def evaluate(
-    results: ResultsOpt = Path("results"),
+    results: ResultsOpt = "results",
     study: StudyOpt = None,
     trial: TrialOpt = None,
     rank: RankOpt = None,
@@ -277,9 +288,9 @@ def evaluate(
     console.print(f"accuracy: {report.accuracy:.4f} on {int(report.per_class['support'].sum())} test images")
     console.print("confusion matrix (rows: true, columns: predicted):")
     console.print(report.confusion.to_string(), highlight=False, markup=False)
-    png = png or results / "evaluations" / f"{row['study']}_{row['trial_id']}_confusion.png"
+    target = png or Location.of(results) / "evaluations" / f"{row['study']}_{row['trial_id']}_confusion.png"
     console.print(
-        f"confusion matrix PNG: {confusion_png(report.confusion, png, f'{row.study} / {row.trial_id}')}"
+        f"confusion matrix PNG: {confusion_png(report.confusion, target, f'{row.study} / {row.trial_id}')}"
     )
 
 

@@ -1,12 +1,16 @@
-"""Shared fixtures: real datasets, one local Ray, record factories, spec files, the CLI."""
+"""Shared fixtures: real datasets, one local Ray, an S3 server, record factories, spec files, the CLI."""
 
 from __future__ import annotations
 
 import os
 import pickle
+import socket
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -117,15 +121,84 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`harness ARGS...` in a fresh process, as a user runs it."""
     return subprocess.run(
         [sys.executable, "-m", "harness", *args], capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, timeout=timeout,
+        env={**os.environ, **(env or {})}, timeout=timeout, cwd=cwd,
     )  # fmt: skip
 
 
 @pytest.fixture
 def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_cli
+
+
+@dataclass(frozen=True)
+class S3:
+    """A real S3 API on localhost (moto's standalone server) and the variables that reach it."""
+
+    env: dict[str, str]
+
+    def bucket(self) -> str:
+        """A new, empty bucket."""
+        import boto3
+
+        name = f"harness-{uuid.uuid4().hex[:12]}"
+        boto3.client("s3", **self.client_args()).create_bucket(Bucket=name)
+        return name
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        import boto3
+
+        pages = boto3.client("s3", **self.client_args()).get_paginator("list_objects_v2")
+        return [
+            o["Key"]
+            for page in pages.paginate(Bucket=bucket, Prefix=prefix)
+            for o in page.get("Contents", [])
+        ]
+
+    def client_args(self) -> dict[str, str]:
+        return {
+            "endpoint_url": self.env["AWS_ENDPOINT_URL"],
+            "aws_access_key_id": self.env["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": self.env["AWS_SECRET_ACCESS_KEY"],
+            "region_name": self.env["AWS_DEFAULT_REGION"],
+        }
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3]:
+    """moto's server on a free port for the session; its variables are not set in this process."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    yield S3(env)
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture
+def s3(s3_server: S3, monkeypatch: pytest.MonkeyPatch) -> S3:
+    """The S3 server, with its variables set in this process for one test."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    return s3_server

@@ -54,7 +54,7 @@ def test_compaction_keeps_every_row_exactly_once(tmp_path):
         lb.write_row(tmp_path, row("s", f"t{i:02d}", acc=i / 100))
     lb.write_row(tmp_path, row("s", "t05", acc=0.99))  # a rewrite before compaction
     target = lb.compact(tmp_path, "s")
-    assert lb.row_files(tmp_path, "s") == [Path(target)]
+    assert [f.uri for f in lb.row_files(tmp_path, "s")] == [target]
     frame = pd.read_parquet(tmp_path / "leaderboard")
     assert len(frame) == 30 and frame["trial_id"].is_unique
     assert frame.set_index("trial_id").loc["t05", "val_accuracy"] == pytest.approx(0.99)

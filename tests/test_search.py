@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from conftest import SMALL_SPACE, run_cli
 
 from harness import ArgumentError, load_leaderboard, load_spec, run_search
+from harness._storage import Location
 
 pytestmark = pytest.mark.slow
 
@@ -136,26 +138,68 @@ def test_cli_search_on_two_node_cluster_records_every_row(tmp_path, write_spec):
     assert frame["node"].nunique() == 2
 
 
-def test_interrupted_search_resumes_without_lost_or_duplicate_rows(tmp_path, write_spec):
+def test_a_search_on_two_nodes_keeps_rows_models_and_ray_state_in_s3(
+    tmp_path, write_spec, s3_server, monkeypatch
+):
+    """Nodes started without the S3 variables: they reach workers through Ray's runtime environment."""
+    from ray.cluster_utils import Cluster
+
+    bucket = s3_server.bucket()
+    results = f"s3://{bucket}/run"
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    try:
+        path = write_spec(
+            search={"trials": 3, "max_epochs": 2, "scheduler": {"name": "none"}, "keep_models": 2}
+        )
+        out = run_cli("search", str(path), "--address", cluster.address, "--results", results,
+                      env=s3_server.env, cwd=tmp_path)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-3000:]
+    finally:
+        cluster.shutdown()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["space.yaml"]  # nothing written locally
+    keys = s3_server.keys(bucket, "run/")
+    assert sum(k.startswith("run/leaderboard/t/") for k in keys) >= 1
+    assert sum(k.startswith("run/models/t/") and k.endswith(".keras") for k in keys) == 2  # keep-top-k
+    assert any(k.startswith("run/runs/t/run-") and "experiment_state" in k for k in keys)
+
+    for name, value in s3_server.env.items():  # a reader on another machine, with credentials
+        monkeypatch.setenv(name, value)
+    frame = pd.read_parquet(f"{results}/leaderboard")
+    assert len(load_leaderboard(results)) == len(frame)
+    assert len(frame) == 3 and frame["status"].eq("completed").all() and frame["node"].nunique() == 2
+    kept = frame["model_path"].dropna()
+    assert len(kept) == 2 and kept.str.startswith(f"{results}/models/t/").all()
+    out = run_cli("export", "--results", results, "--study", "t", "--out", str(tmp_path / "export"),
+                  env=s3_server.env)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "verified" in out.stdout and (tmp_path / "export" / "model.keras").is_file()
+
+
+@pytest.mark.parametrize("storage", ["local", "s3"])
+def test_interrupted_search_resumes_without_lost_or_duplicate_rows(tmp_path, write_spec, request, storage):
     path = write_spec(search={"trials": 6, "max_epochs": 4, "seed": 2, "scheduler": {"name": "none"}})
-    results = tmp_path / "r"
-    cmd = [sys.executable, "-m", "harness", "search", str(path), "--results", str(results)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    rows = results / "leaderboard" / "t"
+    env = request.getfixturevalue("s3").env if storage == "s3" else {}  # sets them here too
+    results = f"s3://{request.getfixturevalue('s3').bucket()}/r" if storage == "s3" else str(tmp_path / "r")
+    cmd = [sys.executable, "-m", "harness", "search", str(path), "--results", results]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
+    )
+    rows = Location.of(results) / "leaderboard" / "t"
     deadline = time.time() + 300
-    while time.time() < deadline and len(list(rows.glob("*.parquet"))) < 1:
+    while time.time() < deadline and len(rows.files(".parquet")) < 1:
         time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=120)
     before = load_leaderboard(results)
     assert 1 <= len(before) < 6
     assert before["status"].eq("completed").all()  # interrupted trials are not rows yet
-    out = run_cli(*cmd[3:], "--resume")
+    out = run_cli(*cmd[3:], "--resume", env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     after = load_leaderboard(results)
     assert len(after) == 6 and after["trial_id"].is_unique
     assert set(before["trial_id"]) <= set(after["trial_id"])
-    assert len(pd.read_parquet(results / "leaderboard")) == 6
+    assert len(pd.read_parquet(f"{results}/leaderboard")) == 6
 
 
 def test_resume_without_a_run_is_a_clear_error(tmp_path, write_spec):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness._storage import atomic_write, copy_file, filesystem, remove, staged_dir, write_text
+from harness import ArgumentError
+from harness._storage import Location, atomic_write, copy_file, filesystem, remove, staged_dir, write_text
 
 
 def test_write_replaces_the_target_and_leaves_no_temp_file(tmp_path):
@@ -57,3 +58,28 @@ def test_filesystem_resolves_paths_and_uris(tmp_path, monkeypatch):
     assert fs.type_name == "local" and Path(path).is_absolute()
     fs, path = filesystem(f"file://{tmp_path}/x")
     assert fs.type_name == "local" and path == f"{tmp_path}/x"
+
+
+def test_an_unknown_uri_scheme_is_an_argument_error_naming_results():
+    with pytest.raises(ArgumentError, match=r"`results` must be a local folder or a filesystem URI"):
+        Location.of("nosuch://bucket/run")
+
+
+def test_locations_join_list_read_and_delete_the_same_way_on_s3_and_on_disk(tmp_path, s3):
+    for root in (Location.of(tmp_path / "r"), Location.of(f"s3://{s3.bucket()}/r")):
+        write_text(root / "leaderboard" / "s" / "a.parquet", "a")
+        write_text(root / "leaderboard" / "s" / "b.parquet", "b")
+        write_text(root / "leaderboard" / "t" / "c.parquet", "c")
+        board = root / "leaderboard"
+        assert [f.name for f in board.folders()] == ["s", "t"]
+        assert [f.uri for f in (board / "s").files(".parquet")] == [
+            f"{root.uri}/leaderboard/s/a.parquet", f"{root.uri}/leaderboard/s/b.parquet"
+        ]  # fmt: skip
+        first = (board / "s").files()[0]
+        assert first.read_text() == "a" and first.stamp() is not None
+        with first.as_local_file() as local:
+            assert local.read_text() == "a"
+        first.delete()
+        assert first.stamp() is None and [f.name for f in (board / "s").files()] == ["b.parquet"]
+        assert (root / "absent").files() == [] and not (root / "absent").is_dir()
+    assert not Path("s3:").exists()  # a URI never becomes a local folder
