@@ -66,7 +66,7 @@ def select_trial(
 
 def export_trial(
     row: pd.Series,
-    out: str | Path,
+    out: str | Path | Location,
     *,
     results_dir: Results = "results",
     formats: tuple[str, ...] = ("keras",),
@@ -84,13 +84,13 @@ def export_trial(
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ArgumentError("formats", f"must be among {list(FORMATS)}", list(formats))
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    target = Location.of(out)
+    if target.is_file() or target.files() or target.folders():
         raise ArgumentError("out", "must be a new or empty folder", str(out))
     spec = load_saved_spec(results_dir, row["spec_hash"])
     data = _test_data(spec, data_dir) if verify else None
     keras = _import_keras(row["backend"])
-    with staged_dir(out) as staging:
+    with staged_dir(target, last="model_card.json") as staging:
         with Location.of(row["model_path"]).as_local_file() as source:
             shutil.copyfile(source, staging / "model.keras")
         model = keras.saving.load_model(staging / "model.keras")
@@ -241,12 +241,14 @@ class Prediction:
     top: list[tuple[str, float]]
 
 
-def predict_images(model_dir: str | Path, images: Sequence[str | Path], *, top: int = 3) -> list[Prediction]:
-    """Classify image files with an exported model: the top classes with probabilities."""
+def predict_images(
+    model_dir: str | Path | Location, images: Sequence[str | Path], *, top: int = 3
+) -> list[Prediction]:
+    """Classify image files with an exported model (a folder or a URI): the top classes with probabilities."""
     from PIL import Image
 
-    model_dir = Path(model_dir)
-    card_path = model_dir / "model_card.json"
+    folder = Location.of(model_dir)
+    card_path = folder / "model_card.json"
     if not card_path.is_file():
         raise ExportError(f"--model {model_dir}: no model_card.json; pass a `harness export` folder.")
     card = json.loads(card_path.read_text())
@@ -260,7 +262,8 @@ def predict_images(model_dir: str | Path, images: Sequence[str | Path], *, top: 
         except (OSError, ValueError) as exc:
             raise ExportError(f"{image}: not a readable image ({exc}).") from None
     keras = _import_keras(card["versions"].get("backend"))
-    model = keras.saving.load_model(model_dir / "model.keras")
+    with (folder / "model.keras").as_local_file() as path:
+        model = keras.saving.load_model(path)
     probs = model.predict(np.stack(batch), verbose=0)
     names = card["dataset"]["class_names"]
     results = []

@@ -253,4 +253,4 @@ def _report_end(spec: SearchSpec, frame: pd.DataFrame, run_dir: Location, consol
         "Please report them."
     )
     if os.environ.get("HARNESS_STRICT") == "1":
-        raise InternalError("\n\n".join(f"{p.name}:\n{p.read_text()}" for p in internal))
+        raise InternalError("\n\n".join(f"{p.name.removesuffix('.txt')}:\n{p.read_text()}" for p in internal))

@@ -211,19 +211,29 @@ def local_scratch(suffix: str = "") -> Iterator[Path]:
 
 
 @contextmanager
-def staged_dir(target: str | Path) -> Iterator[Path]:
+def staged_dir(target: str | Path | Location, *, last: str | None = None) -> Iterator[Path]:
     """Fill a new folder that appears at `target` only when the block succeeds.
 
-    `target` must be absent or an empty folder; on failure nothing is left behind.
+    `target` must be absent or an empty folder; on failure nothing is left behind. On an
+    object store (no folder rename) the files are uploaded once the block succeeds, each
+    object whole, `last` after all others: a reader that sees it sees everything.
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    loc = Location.of(target)
+    if not loc.local:
+        with tempfile.TemporaryDirectory(prefix="harness-") as scratch:
+            yield Path(scratch)
+            files = sorted(p for p in Path(scratch).rglob("*") if p.is_file())
+            for file in sorted(files, key=lambda p: p.name == last):
+                copy_file(file, loc / file.relative_to(scratch).as_posix())
+        return
+    local = Path(loc.path)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{local.name}.", dir=local.parent))
     try:
         yield staging
-        if target.exists():
-            target.rmdir()  # empty by contract: refuses otherwise
-        os.replace(staging, target)
+        if local.exists():
+            local.rmdir()  # empty by contract: refuses otherwise
+        os.replace(staging, local)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -233,7 +233,7 @@ def leaderboard(
 
 @app.command()
 def export(
-    out: Annotated[Path, typer.Option("--out", help="Folder to write (must be new or empty).")],
+    out: Annotated[str, typer.Option("--out", help="Folder or URI to write (must be new or empty).")],
     results: ResultsOpt = "results",
     study: StudyOpt = None,
     trial: TrialOpt = None,
@@ -297,7 +297,7 @@ def evaluate(
 @app.command()
 def predict(
     images: Annotated[list[Path], typer.Argument(help="Image files to classify.")],
-    model: Annotated[Path, typer.Option("--model", help="A `harness export` folder.")],
+    model: Annotated[str, typer.Option("--model", help="A `harness export` folder (or its URI).")],
     top: Annotated[int, typer.Option(help="Classes to show per image.")] = 3,
 ) -> None:
     """Classify image files with an exported model."""

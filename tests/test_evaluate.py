@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.metrics import classification_report, confusion_matrix
@@ -35,5 +37,5 @@ def test_evaluation_accuracy_and_confusion(tmp_path):
     assert result.accuracy == pytest.approx(0.6)
     assert (result.confusion.to_numpy() == confusion_matrix(Y_TRUE, Y_PRED)).all()
     assert list(result.confusion.index) == NAMES
-    png = confusion_png(result.confusion, tmp_path / "cm.png", "test")
+    png = Path(confusion_png(result.confusion, tmp_path / "cm.png", "test"))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -129,3 +130,28 @@ def test_predict_rejects_a_folder_without_card(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ExportError, match="model_card.json"):
         predict_images(tmp_path / "empty", [tmp_path / "x.png"])
+
+
+def test_export_without_the_dataset_names_it_and_no_verify_still_exports(tmp_path, local_ray):
+    """A machine that did not run the search: the image folder the trial trained on is not here."""
+    rng = np.random.default_rng(0)
+    for split, name in itertools.product(("train", "test"), ("cats", "dogs")):
+        (tmp_path / "pets" / split / name).mkdir(parents=True)
+        for i in range(15):
+            pixels = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "pets" / split / name / f"{i}.png")
+    spec = {"study": "pets", "dataset": {"name": "image_folder", "path": str(tmp_path / "pets")},
+            "search": {"trials": 1, "max_epochs": 1, "scheduler": {"name": "none"}},
+            "space": {"conv_blocks": 1, "filters": 4, "dense_units": 8}}  # fmt: skip
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(spec))
+    run_search(load_spec(tmp_path / "space.yaml"), results_dir=tmp_path / "r")
+    row = select_trial(tmp_path / "r", study="pets")
+    (tmp_path / "pets").rename(tmp_path / "elsewhere")
+
+    with pytest.raises(ExportError, match=r"not found.*test set of image_folder.*--no-verify"):
+        export_trial(row, tmp_path / "out", results_dir=tmp_path / "r")
+    assert not (tmp_path / "out").exists()
+    card = export_trial(row, tmp_path / "out", results_dir=tmp_path / "r", verify=False)
+    assert card["verified"] is False and card["verified_test_accuracy"] is None
+    assert card["input"]["shape"] == [8, 8, 3] and len(card["dataset"]["class_names"]) == 2
+    assert json.loads((tmp_path / "out" / "model_card.json").read_text())["verified"] is False

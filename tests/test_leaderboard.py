@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -14,6 +13,7 @@ from conftest import make_record
 
 from harness import RESULTS_FORMAT, HarnessError, TrialRecord, load_leaderboard
 from harness import _leaderboard as lb
+from harness._storage import Location
 
 
 def row(study: str, trial: str, status: str = "completed", acc: float | None = 0.9, **extra) -> TrialRecord:
@@ -67,10 +67,10 @@ def test_compaction_interrupted_before_cleanup_loses_and_duplicates_nothing(tmp_
     for i in range(10):
         lb.write_row(tmp_path, row("s", f"t{i}"))
 
-    def crash(self, missing_ok=False):
+    def crash(self):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Path, "unlink", crash)
+    monkeypatch.setattr(Location, "delete", crash)  # killed after the merged file, before cleanup
     with pytest.raises(KeyboardInterrupt):
         lb.compact(tmp_path, "s")
     monkeypatch.undo()

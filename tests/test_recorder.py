@@ -17,6 +17,7 @@ from harness._record import REPORT_KEY, EpochRecord, EpochReport, ErrorKind, Fin
 from harness._recorder import ERRORS_DIR, LeaderboardRecorder, SearchProgress
 from harness._search import _report_end
 from harness._spec import SearchSpec
+from harness._storage import Location
 from harness._trial import TrialContext
 
 PROVENANCE = Provenance(backend="tensorflow", backend_version="2", keras_version="3", harness_version="0",
@@ -99,9 +100,9 @@ def test_internal_failures_leave_a_traceback_and_fail_strict_runs(recorder, tmp_
     spec = SearchSpec.model_validate({"study": "s", "dataset": {"name": "digits"}, "search": {"trials": 1}})
     frame = load_leaderboard(tmp_path)
     with pytest.raises(InternalError, match="bug:\nTraceback"):
-        _report_end(spec, frame, run_dir, console=_quiet())
+        _report_end(spec, frame, Location.of(run_dir), console=_quiet())
     monkeypatch.setenv("HARNESS_STRICT", "0")
-    _report_end(spec, frame, run_dir, console=_quiet())  # warns only
+    _report_end(spec, frame, Location.of(run_dir), console=_quiet())  # warns only
 
 
 def test_a_crashed_worker_becomes_one_failed_row(recorder, tmp_path):

@@ -9,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import SMALL_SPACE, run_cli
+from PIL import Image
 
 from harness import ArgumentError, load_leaderboard, load_spec, run_search
 from harness._storage import Location
@@ -174,6 +176,14 @@ def test_a_search_on_two_nodes_keeps_rows_models_and_ray_state_in_s3(
                   env=s3_server.env)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert "verified" in out.stdout and (tmp_path / "export" / "model.keras").is_file()
+    out = run_cli("export", "--results", results, "--study", "t", "--out", f"s3://{bucket}/exported",
+                  env=s3_server.env)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert {"exported/model.keras", "exported/model_card.json"} <= set(s3_server.keys(bucket, "exported/"))
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(tmp_path / "digit.png")  # outside the results
+    image = tmp_path / "digit.png"
+    out = run_cli("predict", "--model", f"s3://{bucket}/exported", str(image), env=s3_server.env)
+    assert out.returncode == 0 and "digit.png:" in out.stdout and "%" in out.stdout, out.stderr[-3000:]
 
 
 @pytest.mark.parametrize("storage", ["local", "s3"])
