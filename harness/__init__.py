@@ -14,6 +14,7 @@ imports them when it runs.
 from __future__ import annotations
 
 from harness._bench import run_suite
+from harness._curves import load_curves
 from harness._dry_run import DryRun, dry_run
 from harness._errors import ArgumentError, DataError, HarnessError, InternalError, SpecError, TrialFailed
 from harness._evaluate import Evaluation, evaluate_trial
@@ -46,6 +47,7 @@ __all__ = [
     "dry_run",
     "evaluate_trial",
     "export_trial",
+    "load_curves",
     "load_leaderboard",
     "load_spec",
     "pareto_front",

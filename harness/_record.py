@@ -171,6 +171,7 @@ class EpochReport:
     params: int
     started_at: datetime
     provenance: Provenance
+    earlier: tuple[EpochRecord, ...] | None = None  # with an attempt's first report: the epochs before it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,6 +181,7 @@ class FinalReport:
     record: TrialRecord
     traceback: str | None = None  # set for internal errors: saved beside the run
     epoch: EpochRecord | None = None  # the last epoch, when the final record travels with it
+    epochs: tuple[EpochRecord, ...] | None = None  # every epoch the trial ran (None: not known here)
 
 
 _HP_KEYS = frozenset(column_names())

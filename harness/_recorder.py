@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 from ray.tune import Callback
 
 from harness._constraints import feasible
+from harness._curves import write_curves
 from harness._keeper import ModelKeeper
 from harness._leaderboard import write_row, written_trial_ids
 from harness._progress import LiveProgress
 from harness._record import (
     REPORT_KEY,
+    EpochRecord,
     EpochReport,
     ErrorKind,
     FinalReport,
@@ -47,9 +49,28 @@ _WORKER_DEATHS = ("ActorDiedError", "RayActorError", "OutOfMemoryError", "Worker
 class _Seen:
     """What the driver knows of a running trial: all a pruned trial leaves behind."""
 
-    best: EpochReport | None = None
     last: EpochReport | None = None
-    epoch_times: list[float] = field(default_factory=list)
+    by_number: dict[int, EpochRecord] = field(default_factory=dict)
+
+    def add(self, report: EpochReport) -> None:
+        """An attempt's first report brings the epochs before it (none for a fresh start)."""
+        if report.earlier is not None:
+            self.by_number = {e.epoch: e for e in report.earlier}
+        self.by_number[report.epoch.epoch] = report.epoch
+        self.last = report
+
+    @property
+    def epochs(self) -> list[EpochRecord]:
+        return [self.by_number[n] for n in sorted(self.by_number)]
+
+    @property
+    def epoch_times(self) -> list[float]:
+        return [e.epoch_s or 0.0 for e in self.epochs]
+
+    def best(self, metric: str, mode: str) -> EpochRecord | None:
+        scored = [e for e in self.epochs if e.metric(metric) is not None]
+        pick = max if mode == "max" else min
+        return pick(scored, key=lambda e: e.metric(metric) or 0.0) if scored else None
 
 
 class LeaderboardRecorder(Callback):
@@ -77,18 +98,12 @@ class LeaderboardRecorder(Callback):
         report = result.get(REPORT_KEY)
         if not isinstance(report, EpochReport):
             return
-        seen = self.seen.setdefault(trial.trial_id, _Seen())
-        seen.last = report
-        seen.epoch_times.append(report.epoch.epoch_s or 0.0)
-        value = report.epoch.metric(self.ctx.objective_metric)
-        best = None if seen.best is None else seen.best.epoch.metric(self.ctx.objective_metric)
-        if value is not None and (best is None or _better(value, best, self.ctx.objective_mode)):
-            seen.best = report
+        self.seen.setdefault(trial.trial_id, _Seen()).add(report)
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         report = (trial.last_result or {}).get(REPORT_KEY)
         if isinstance(report, FinalReport):
-            self._record(report.record, report.traceback)
+            self._record(report.record, report.traceback, report.epochs)
         else:
             self._record(self._early_stop(trial, StopReason.SCHEDULER))
 
@@ -144,15 +159,20 @@ class LeaderboardRecorder(Callback):
                 started_at=started,
                 total_time_s=(now() - started).total_seconds(),
             )
-        if seen.best is not None:
-            epoch = seen.best.epoch
-            record = replace(record, val_accuracy=epoch.val_accuracy, val_loss=epoch.val_loss,
-                             best_epoch=epoch.epoch)  # fmt: skip
+        best = seen.best(self.ctx.objective_metric, self.ctx.objective_mode)
+        if best is not None:
+            record = replace(record, val_accuracy=best.val_accuracy, val_loss=best.val_loss,
+                             best_epoch=best.epoch)  # fmt: skip
         return replace(record, feasible=feasible(record, self.ctx.constraints))
 
-    def _record(self, record: TrialRecord, traceback: str | None = None) -> None:
+    def _record(
+        self, record: TrialRecord, traceback: str | None = None, epochs: tuple[EpochRecord, ...] | None = None
+    ) -> None:
+        """Curves first, then the row: a row never lacks its curves (a crash between re-runs the trial)."""
         if traceback is not None:
             write_text(Location.of(self.run_dir) / ERRORS_DIR / f"{record.trial_id}.txt", traceback)
+        seen = self.seen.get(record.trial_id, _Seen()).epochs
+        write_curves(self.results_dir, record.study, record.trial_id, self.ctx.run_id, epochs or seen)
         write_row(self.results_dir, record)
         self.seen.pop(record.trial_id, None)
         if self.keeper is not None:

@@ -17,13 +17,14 @@ from rich.console import Console
 from harness._data import Dataset, load_dataset
 from harness._devices import choose_backend, provisional_backend, requested_backend
 from harness._errors import ArgumentError, InternalError
-from harness._leaderboard import compact, ensure_format
+from harness._leaderboard import compact
 from harness._progress import LiveProgress
 from harness._query import load_leaderboard
 from harness._resources import Placement, place, trial_resources
 from harness._space import START_POINT, TRIAL_NUMBER, suggest
 from harness._spec import SearchSpec, save_spec
 from harness._storage import Location, Results, storage_env, write_text
+from harness._tables import ensure_format
 from harness._trial import TrialContext, run_trial, worker_env
 
 if TYPE_CHECKING:

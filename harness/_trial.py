@@ -134,6 +134,7 @@ class _Attempt:
         self.training = False
         self.finished = False
         self.infeasible = False
+        self.reported = False  # the first report of an attempt carries the epochs before it
 
     def run(self) -> FinalReport | None:
         try:
@@ -152,7 +153,7 @@ class _Attempt:
                 finished_at=now(),
             )
             tb = traceback.format_exc() if kind is ErrorKind.INTERNAL else None
-            return FinalReport(record=record, traceback=tb)
+            return FinalReport(record=record, traceback=tb, epochs=self._epochs())
 
     def _out_of_memory_hint(self) -> str:
         """What a user changes when a trial runs out of memory: the backend's error rarely says."""
@@ -235,7 +236,9 @@ class _Attempt:
                 params=self.record.params or 0,
                 started_at=self.progress.started_at,
                 provenance=self.provenance,
+                earlier=None if self.reported else tuple(self.reporter.epochs[:-1]) if self.reporter else (),
             )
+        self.reported = True
         with tempfile.TemporaryDirectory(prefix="harness-ckpt-") as folder:
             self._checkpoint(Path(folder))
             checkpoint = tune.Checkpoint.from_directory(folder)
@@ -274,7 +277,11 @@ class _Attempt:
         )
         record = replace(record, feasible=feasible(record, self.ctx.constraints))
         self.finished = True
-        return FinalReport(record=record, epoch=epoch)
+        return FinalReport(record=record, epoch=epoch, epochs=self._epochs())
+
+    def _epochs(self) -> tuple[EpochRecord, ...] | None:
+        """Every epoch of the trial so far, those restored from a checkpoint included."""
+        return tuple(self.reporter.epochs) if self.reporter else None
 
     def _not_trained(self) -> FinalReport:
         """A trial over a limit known once its model is built: recorded, never trained."""

@@ -13,6 +13,7 @@ from conftest import make_record
 
 from harness import RESULTS_FORMAT, HarnessError, TrialRecord, load_leaderboard
 from harness import _leaderboard as lb
+from harness import _tables as tables
 from harness._storage import Location
 
 
@@ -114,9 +115,9 @@ def test_completed_trials_outrank_pruned_ones_with_better_partial_scores(tmp_pat
 
 
 def test_results_format_is_written_and_newer_ones_are_refused(tmp_path):
-    lb.ensure_format(tmp_path)
-    assert lb.check_format(tmp_path) == RESULTS_FORMAT
-    (tmp_path / lb.FORMAT_FILE).write_text('{"results_format": 99}')
+    tables.ensure_format(tmp_path)
+    assert tables.check_format(tmp_path) == RESULTS_FORMAT
+    (tmp_path / tables.FORMAT_FILE).write_text('{"results_format": 99}')
     with pytest.raises(HarnessError, match="newer harness"):
         load_leaderboard(tmp_path)
 
@@ -130,6 +131,6 @@ def test_leaderboards_of_the_previous_format_still_load(tmp_path):
     (tmp_path / "leaderboard" / "s").mkdir(parents=True)
     pq.write_table(table, tmp_path / "leaderboard" / "s" / "old.parquet")
     frame = load_leaderboard(tmp_path)
-    assert lb.check_format(tmp_path) == 1
+    assert tables.check_format(tmp_path) == 1
     assert frame["trial_id"].tolist() == ["old"] and frame["stop_reason"].isna().all()
     assert frame["val_accuracy"].iloc[0] == pytest.approx(0.9)

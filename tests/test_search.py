@@ -15,7 +15,7 @@ import pytest
 from conftest import SMALL_SPACE, run_cli
 from PIL import Image
 
-from harness import ArgumentError, load_leaderboard, load_spec, run_search
+from harness import ArgumentError, load_curves, load_leaderboard, load_spec, run_search
 from harness._storage import Location
 
 pytestmark = pytest.mark.slow
@@ -210,6 +210,8 @@ def test_interrupted_search_resumes_without_lost_or_duplicate_rows(tmp_path, wri
     assert len(after) == 6 and after["trial_id"].is_unique
     assert set(before["trial_id"]) <= set(after["trial_id"])
     assert len(pd.read_parquet(f"{results}/leaderboard")) == 6
+    curves = load_curves(results)  # resumed trials rewrote theirs whole: every epoch once
+    assert len(curves) == after["epochs_run"].sum() and not curves.duplicated(["trial_id", "epoch"]).any()
 
 
 def test_resume_without_a_run_is_a_clear_error(tmp_path, write_spec):
