@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from harness._export import load_trial_model, trial_data
 from harness._storage import Location, Results, atomic_write
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+MISCLASSIFIED_SHOWN = 32
+
+
+@dataclass(frozen=True)
+class Misclassified:
+    """Test images the model got wrong (the first few), with true and predicted class names."""
+
+    images: np.ndarray  # uint8, (n, height, width, channels)
+    true: list[str]
+    predicted: list[str]
 
 
 @dataclass(frozen=True)
@@ -19,6 +34,7 @@ class Evaluation:
     accuracy: float
     per_class: pd.DataFrame
     confusion: pd.DataFrame
+    misclassified: Misclassified | None = None  # set by `evaluate_trial`, which has the images
 
 
 def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> pd.DataFrame:
@@ -52,12 +68,29 @@ def evaluate_trial(
     """Reload the trial's model and evaluate it on the held-out test set."""
     model = load_trial_model(row)
     _, data = trial_data(row, results_dir, data_dir)
-    probs = model.predict(data.x_test, verbose=0, batch_size=256)
-    return evaluate_predictions(data.y_test, np.argmax(probs, axis=1), data.class_names)
+    predicted = np.argmax(model.predict(data.x_test, verbose=0, batch_size=256), axis=1)
+    wrong = np.flatnonzero(predicted != data.y_test)[:MISCLASSIFIED_SHOWN]
+    names = data.class_names
+    mistakes = Misclassified(
+        images=np.asarray(data.x_test[wrong]),
+        true=[names[i] for i in data.y_test[wrong]],
+        predicted=[names[i] for i in predicted[wrong]],
+    )
+    evaluation = evaluate_predictions(data.y_test, predicted, names)
+    return replace(evaluation, misclassified=mistakes)
 
 
 def confusion_png(confusion: pd.DataFrame, path: str | Path | Location, title: str) -> str:
     """Draw the confusion matrix (counts, true label down, predicted across) to a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = confusion_figure(confusion, title)
+    written = atomic_write(path, lambda stream: fig.savefig(stream, format="png", dpi=120))
+    plt.close(fig)
+    return written
+
+
+def confusion_figure(confusion: pd.DataFrame, title: str) -> Figure:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,6 +104,25 @@ def confusion_png(confusion: pd.DataFrame, path: str | Path | Location, title: s
     )
     ax.set_title(title)
     fig.tight_layout()
-    written = atomic_write(path, lambda stream: fig.savefig(stream, format="png", dpi=120))
-    plt.close(fig)
-    return written
+    return fig
+
+
+def misclassified_figure(mistakes: Misclassified, columns: int = 8) -> Figure:
+    """A grid of wrongly classified test images, each titled predicted / true."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    count = max(1, len(mistakes.images))
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    shown = zip(axes.flat, mistakes.images, mistakes.true, mistakes.predicted, strict=False)
+    for ax, image, true, predicted in shown:
+        gray = image.shape[-1] == 1
+        ax.imshow(image[..., 0] if gray else image, cmap="gray" if gray else None)
+        ax.set_title(f"{predicted}\n(true {true})", fontsize=7, color="C3")
+    fig.tight_layout()
+    return fig

@@ -164,6 +164,17 @@ def earlier_trials(spec: SearchSpec, results_dir: Results, dataset: str) -> list
 _STATES = {TrialStatus.COMPLETED: TrialState.COMPLETE, TrialStatus.PRUNED: TrialState.PRUNED}
 
 
+def as_study(spec: SearchSpec, records: list[TrialRecord]) -> optuna.Study:
+    """An in-memory Optuna study of leaderboard rows, for Optuna's importance and plotting tools."""
+    directions = [
+        optuna.study.StudyDirection.MAXIMIZE if o.direction == "max" else optuna.study.StudyDirection.MINIMIZE
+        for o in spec.objectives
+    ]
+    study = optuna.create_study(directions=directions)
+    study.add_trials([t for t in (_as_trial(spec, r) for r in records) if t is not None])
+    return study
+
+
 def _as_trial(spec: SearchSpec, record: TrialRecord) -> FrozenTrial | None:
     try:
         params = point_params(spec.space, row_point(record.hyperparameters))

@@ -35,6 +35,7 @@ from harness._leaderboard import compact as compact_study
 from harness._leaderboard import studies
 from harness._progress import leaderboard_table
 from harness._query import parse_objectives, within_params
+from harness._report import build_report
 from harness._spec import DATASETS
 from harness._storage import Location
 
@@ -295,6 +296,24 @@ def evaluate(
 
 
 @app.command()
+def report(
+    study: Annotated[str, typer.Option("--study", help="The study to report on.")],
+    results: ResultsOpt = "results",
+    compare: Annotated[
+        list[str] | None, typer.Option("--compare", help="Studies to put side by side (repeatable).")
+    ] = None,
+    out: Annotated[
+        str | None, typer.Option("--out", help="Folder for the HTML (default: results/reports).")
+    ] = (None),
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Write one self-contained HTML report of a study: tables, curves, fronts, importances."""
+
+    path = build_report(results, study=study, compare=compare or (), out=out, data_dir=data_dir)
+    console.print(f"report: {path}")
+
+
+@app.command()
 def predict(
     images: Annotated[list[Path], typer.Argument(help="Image files to classify.")],
     model: Annotated[str, typer.Option("--model", help="A `harness export` folder (or its URI).")],
@@ -338,6 +357,8 @@ FLAGS = {
     "address": "--address",
     "resume": "--resume",
     "results_dir": "--results",
+    "results": "--results",
+    "compare": "--compare",
     "spec.resources.cpus_per_trial": "--cpus-per-trial",
     "spec.resources.gpus_per_trial": "--gpus-per-trial",
     "study": "--study",
