@@ -144,7 +144,7 @@ def _anytime(ax: Any, results_dir: Results, study: str, compare: Sequence[str], 
     dataset = frame.iloc[0]["dataset"]
     for name, best in _baselines(results_dir, dataset, exclude=[study, *compare]).items():
         ax.axhline(best, linestyle="--", color="grey")
-        ax.annotate(f"baseline {name}: {best:.4f}", (0, best), textcoords="offset points", xytext=(4, 4))
+        ax.text(0.01, best, f" baseline {name}: {best:.4f}", transform=ax.get_yaxis_transform(), va="bottom")
     ax.set_xlabel("seconds since the run started")
     ax.set_ylabel("best val_accuracy so far")
     ax.legend(fontsize="small")

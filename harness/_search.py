@@ -215,10 +215,11 @@ def _tuner(
 def _searcher(spec: SearchSpec, results: Location, dataset: str, run_id: str) -> Any:
     import optuna
 
-    from harness._searcher import HarnessSearch, earlier_trials, make_sampler, start_points
+    from harness._searcher import HarnessSearch, earlier_trials, make_sampler, optuna_storage, start_points
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return HarnessSearch(
+        storage=optuna_storage(results)[0],
         space=functools.partial(_define_by_run, space=spec.space),
         sampler=make_sampler(spec.search.sampler, spec.search.seed),
         objectives=[(o.metric, o.direction) for o in spec.objectives],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -25,9 +26,49 @@ from harness._points import distributions, point_params, row_point
 from harness._record import REPORT_KEY, EpochReport, FinalReport, TrialRecord, TrialStatus
 from harness._space import START_POINT, Value
 from harness._spec import Bound, SearchSpec
-from harness._storage import Results
+from harness._storage import Location, Results
 
 TRAINING_ITERATION = "training_iteration"  # Ray's counter of reports: one per epoch
+TRIAL_ID = "trial_id"
+"""The user attribute of each Optuna trial naming its leaderboard row."""
+OPTUNA_DB = "optuna.db"
+"""The SQLite Optuna storage in a local results folder (optuna-dashboard reads it)."""
+
+
+def optuna_storage(results: Location) -> tuple[optuna.storages.BaseStorage, str]:
+    """Where a search's Optuna studies persist, and the URL or path to open them with.
+
+    SQLite in a local results folder; Optuna's journal file on a network filesystem (SQLite
+    locking is unreliable there); on the driver's disk where results are in an object
+    store (neither can live in one): `~/.cache/harness/optuna/<bucket>/<prefix>.db`.
+    """
+    if not results.local:
+        folder = Path.home() / ".cache" / "harness" / "optuna" / results.path.rsplit("/", 1)[0]
+        folder.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{folder / (results.name + '.db')}"
+        return optuna.storages.RDBStorage(url), url
+    Path(results.path).mkdir(parents=True, exist_ok=True)
+    if _network_filesystem(results.path):
+        from optuna.storages.journal import JournalFileBackend
+
+        path = f"{results.path}/optuna.journal"
+        return optuna.storages.JournalStorage(JournalFileBackend(path)), path
+    url = f"sqlite:///{results.path}/{OPTUNA_DB}"
+    return optuna.storages.RDBStorage(url), url
+
+
+def _network_filesystem(path: str) -> bool:
+    """Whether `path` is on NFS, CIFS or another network mount (Linux: /proc/mounts)."""
+    try:
+        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return False
+    under = [(point, kind) for point, kind in mounts if f"{path}/".startswith(point.rstrip("/") + "/")]
+    kind = max(under, key=lambda m: len(m[0]))[1] if under else ""
+    return kind.split(".")[0] in NETWORK_FILESYSTEMS
+
+
+NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "ceph", "glusterfs"})
 _NEEDS = {"gp": ("torch", "pip install -e '.[torch]'"), "cmaes": ("cmaes", "pip install cmaes")}
 """Samplers whose optional package harness does not install: (package, how to install it)."""
 
@@ -72,6 +113,7 @@ class HarnessSearch(OptunaSearch):
         study_name: str,
         start_points: list[dict[str, Value]],
         earlier_trials: list[FrozenTrial],
+        storage: optuna.storages.BaseStorage | None = None,
     ) -> None:
         metrics, modes = [m for m, _ in objectives], [d for _, d in objectives]
         super().__init__(
@@ -80,6 +122,7 @@ class HarnessSearch(OptunaSearch):
             metric=metrics if len(metrics) > 1 else metrics[0],
             mode=modes if len(modes) > 1 else modes[0],
             study_name=study_name,
+            storage=storage,
         )
         self.objectives, self.constraints = metrics, constraints
         self._last: dict[str, EpochReport | FinalReport] = {}  # per live trial: its latest report
@@ -122,6 +165,7 @@ class HarnessSearch(OptunaSearch):
             # A STOP decision skips on_trial_result: this epoch was not reported yet.
             self._report_epoch(trial_id, report, result.get(TRAINING_ITERATION))
         ot_trial = self._ot_trials[trial_id]
+        ot_trial.set_user_attr(TRIAL_ID, trial_id)  # the leaderboard's key, seen in optuna-dashboard
         values = None
         if error or (isinstance(report, FinalReport) and report.record.status is TrialStatus.FAILED):
             state = TrialState.FAIL

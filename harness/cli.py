@@ -314,6 +314,30 @@ def report(
 
 
 @app.command()
+def dashboard(
+    results: ResultsOpt = "results",
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Serve optuna-dashboard over the results' Optuna studies (one per run; live during a search)."""
+
+    from harness._searcher import optuna_storage
+
+    if not Location.of(results).is_dir():
+        raise HarnessError(f"No results under {results}; run `harness search` first.")
+    storage, where = optuna_storage(Location.of(results))
+    try:
+        import optuna_dashboard
+    except ImportError:
+        raise HarnessError(
+            f"harness dashboard needs optuna-dashboard: `pip install -e '.[dashboard]'`, or run "
+            f"`optuna-dashboard {where}` where it is installed."
+        ) from None
+    console.print(f"optuna-dashboard on http://{host}:{port} over {where} (Ctrl-C stops it)")
+    optuna_dashboard.run_server(storage, host=host, port=port)
+
+
+@app.command()
 def predict(
     images: Annotated[list[Path], typer.Argument(help="Image files to classify.")],
     model: Annotated[str, typer.Option("--model", help="A `harness export` folder (or its URI).")],

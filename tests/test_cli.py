@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import pytest
 import yaml
@@ -100,3 +106,29 @@ def test_datasets_lists_where_each_dataset_was_found(data_dir):
     assert str(data_dir / "mnist") in out.stdout
     assert str(data_dir / "cifar10" / "cifar10-jpg.tar.gz") in out.stdout
     assert "bundled with scikit-learn" in out.stdout
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("optuna_dashboard"), reason="pip install -e '.[dashboard]'")
+def test_dashboard_serves_the_results_optuna_studies(tmp_path):
+    import optuna
+
+    (tmp_path / "r").mkdir()
+    study = optuna.create_study(study_name="t-run-1", storage=f"sqlite:///{tmp_path / 'r' / 'optuna.db'}")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cmd = [sys.executable, "-m", "harness", "dashboard", "--results", str(tmp_path / "r"), f"--port={port}"]
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline, body = time.time() + 60, ""
+        while time.time() < deadline and not body:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as reply:
+                    body = reply.read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert '"study_name": "t-run-1"' in body or '"study_name":"t-run-1"' in body
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -6,7 +6,7 @@ import importlib.util
 
 import optuna
 import pytest
-from conftest import optuna_study
+from conftest import SMALL_SPACE, optuna_study
 from optuna.trial import TrialState
 
 from harness import HarnessError, load_leaderboard, load_spec, pareto_front, run_search
@@ -98,3 +98,27 @@ def test_a_multi_objective_search_returns_its_front_first(tmp_path, local_ray, w
     assert {tuple(t.values) for t in study.best_trials} == {
         (row.val_accuracy, row.params) for row in front.itertuples()
     }
+
+
+def test_optuna_keeps_one_trial_per_row_in_sqlite_with_the_same_params_values_and_states(
+    tmp_path, local_ray, write_spec
+):
+    """What optuna-dashboard shows (`optuna-dashboard sqlite:///results/optuna.db`) matches the rows."""
+    space = {**SMALL_SPACE, "padding": "valid", "kernel_size": {"type": "categorical", "choices": [3, 11]}}
+    asha = {"name": "asha", "grace_period": 1, "reduction_factor": 2}
+    path = write_spec(space=space, search={"trials": 6, "max_epochs": 3, "sampler": "random", "seed": 3,
+                                           "scheduler": asha})  # fmt: skip
+    frame = run_search(load_spec(path), results_dir=tmp_path / "r")
+    url = f"sqlite:///{tmp_path / 'r' / 'optuna.db'}"
+    (name,) = optuna.get_all_study_names(url)
+    assert name == f"t-{frame.attrs['run_id']}"
+    trials = {t.user_attrs["trial_id"]: t for t in optuna.load_study(study_name=name, storage=url).trials}
+    assert set(trials) == set(frame["trial_id"])  # every trial told: none left RUNNING
+    states = {"completed": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
+    for row in frame.itertuples():
+        trial = trials[row.trial_id]
+        assert trial.state is states[row.status]
+        assert trial.params["kernel_size"] == row.hp_kernel_size
+        if row.status == "completed":
+            assert trial.value == pytest.approx(row.val_accuracy)
+        assert len(trial.intermediate_values) == row.epochs_run
