@@ -21,7 +21,7 @@ from harness._leaderboard import compact
 from harness._progress import LiveProgress
 from harness._query import load_leaderboard
 from harness._resources import Placement, place, trial_resources
-from harness._space import START_POINT, TRIAL_NUMBER, suggest
+from harness._space import START_POINT, TRIAL_NUMBER, base_name, sampled, suggest
 from harness._spec import SearchSpec, save_spec
 from harness._storage import Location, Results, storage_env, write_text
 from harness._tables import ensure_format
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SPEC_HASH_FILE = "harness_spec_hash.txt"
+MAX_DIRNAME = 120  # a folder name must stay under common filesystems' 255 bytes
 
 
 def run_search(
@@ -195,6 +196,7 @@ def _tuner(
         keep_models=s.keep_models, time_budget_s=s.time_budget_s,
     )  # fmt: skip
     tune_config = tune.TuneConfig(
+        trial_dirname_creator=functools.partial(trial_dirname, varied=sampled(spec.space)),
         search_alg=_searcher(spec, results, ctx.dataset, run_dir.name),
         scheduler=make_scheduler(spec),
         num_samples=s.trials,
@@ -210,6 +212,18 @@ def _tuner(
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
     )
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+
+
+def trial_dirname(trial: Any, varied: frozenset[str]) -> str:
+    """`<trial id>-<sampled values>`: the run name TensorBoard shows (Ray's default is cut at 130
+    characters mid-value and ends in a date); per-block values join with `+`."""
+    values: dict[str, list[str]] = {}
+    for key, value in trial.config.items():
+        if base_name(key) in varied:
+            shown = f"{value:.3g}" if isinstance(value, float) else str(value)
+            values.setdefault(base_name(key), []).append(shown)
+    text = ",".join(f"{name}={'+'.join(v)}" for name, v in values.items())
+    return f"{trial.trial_id}-{text}"[:MAX_DIRNAME] if text else str(trial.trial_id)
 
 
 def _searcher(spec: SearchSpec, results: Location, dataset: str, run_id: str) -> Any:

@@ -268,6 +268,11 @@ def validate_space(raw: Mapping[str, Any]) -> dict[str, Any]:
     return space
 
 
+def sampled(space: Mapping[str, Any]) -> frozenset[str]:
+    """The space's entries the sampler varies (the rest are fixed values)."""
+    return frozenset(name for name, entry in space.items() if isinstance(entry, _Dist))
+
+
 def max_count(space: Mapping[str, Any], group: str) -> int:
     """Largest number of conv blocks (or dense layers) the space can produce."""
     count = space.get(group, PARAMETERS[group].default)

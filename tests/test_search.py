@@ -273,3 +273,28 @@ def test_rows_carry_the_new_columns_and_failed_rows_keep_their_epochs(tmp_path, 
     assert done["steady_epoch_s"].gt(0).all() and done["first_epoch_s"].gt(0).all()
     assert done["stop_reason"].isna().all() and done["error_kind"].isna().all()
     assert (tmp_path / "r" / "harness-results.json").is_file()
+
+
+def _events(folder: Path) -> dict[str, list[int]]:
+    """Tags and steps in a trial's TensorBoard event files, read with TensorFlow's reader."""
+    import tensorflow as tf
+
+    steps: dict[str, list[int]] = {}
+    for path in folder.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                steps.setdefault(value.tag, []).append(event.step)
+    return steps
+
+
+def test_tensorboard_shows_one_readable_run_per_trial_with_epochs_as_steps(tmp_path, local_ray, write_spec):
+    path = write_spec(search={"trials": 3, "max_epochs": 2, "scheduler": {"name": "none"}})
+    frame = run_search(load_spec(path), results_dir=tmp_path / "r")
+    runs = [p for p in (tmp_path / "r" / "runs" / "t" / frame.attrs["run_id"]).iterdir() if p.is_dir()]
+    assert sorted(p.name.split("-")[0] for p in runs) == sorted(frame["trial_id"])
+    for run in runs:
+        row = frame[frame["trial_id"] == run.name.split("-")[0]].iloc[0]
+        assert f"conv_blocks={row.hp_conv_blocks}" in run.name and "learning_rate=" in run.name
+        steps = _events(run)
+        assert steps["ray/tune/val_accuracy"] == list(range(1, row.epochs_run + 1))
+        assert "_hparams_/session_start_info" in steps  # TensorBoard's HParams view
