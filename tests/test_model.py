@@ -188,11 +188,12 @@ def test_each_training_recipe_trains_an_epoch_on_digits_saves_and_reloads(recipe
     from harness._model import training_callbacks
 
     x, y = digits
+    keras.utils.set_random_seed(0)  # above chance after two epochs, every time
     config = {"conv_blocks": 1, "filters": 8, "dense_units": 16, "learning_rate": 0.01, **recipe}
-    model = compile_model(build_model(config, (8, 8, 1), 10), config, epochs=3, steps_per_epoch=29)
-    history = model.fit(x, y, validation_split=0.1, epochs=1, batch_size=64, verbose=0,
+    model = compile_model(build_model(config, (8, 8, 1), 10), config, epochs=3, steps_per_epoch=26)
+    history = model.fit(x, y, validation_split=0.1, epochs=2, batch_size=64, verbose=0,
                         callbacks=training_callbacks(config))  # fmt: skip
-    assert np.isfinite(history.history["loss"][0]) and history.history["accuracy"][0] > 0.1
+    assert np.isfinite(history.history["loss"]).all() and history.history["accuracy"][-1] > 0.1
     model.save(tmp_path / "m.keras")
     reloaded = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(
