@@ -29,6 +29,8 @@ from harness import (
 )
 from harness import dry_run as run_dry
 from harness._bench import load_suite, markdown
+from harness._check import check_results, unreadable
+from harness._curves import CURVES
 from harness._data import locate, search_roots
 from harness._evaluate import confusion_png
 from harness._leaderboard import compact as compact_study
@@ -200,9 +202,17 @@ def leaderboard(
     compact: Annotated[bool, typer.Option(help="Merge each study's row files first.")] = False,
     max_params: MaxParamsOpt = None,
     format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    check: Annotated[
+        bool, typer.Option(help="Verify the results (files, models, curves, format); exit 1 with a list.")
+    ] = False,
 ) -> None:
     """Print the leaderboard, best first (safe while a search is writing)."""
 
+    if check:
+        _check(results)
+        return
+    for problem in unreadable(results) + unreadable(results, CURVES):  # readers skip them: say so
+        err_console.print(f"[yellow]warning:[/] {problem}; skipped", highlight=False)
     if compact:
         for name in [study] if study else studies(results):
             compact_study(results, name)
@@ -230,6 +240,16 @@ def leaderboard(
         sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
     else:
         sys.stdout.write(frame.to_markdown(index=False) + "\n")
+
+
+def _check(results: str) -> None:
+    problems = check_results(results)
+    if problems:
+        for problem in problems:
+            console.print(f"- {problem}", highlight=False, markup=False)
+        console.print(f"{len(problems)} problem(s) in {results}")
+        raise typer.Exit(1)
+    console.print(f"{results}: no problems found (files, trial ids, models, curves, format).")
 
 
 @app.command()

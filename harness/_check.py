@@ -1,0 +1,81 @@
+"""Damaged results are reported, not hidden: unreadable files, missing or orphaned models,
+curves that disagree with rows, an unknown format (`harness leaderboard --check`)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from harness._curves import CURVES, load_curves
+from harness._errors import HarnessError
+from harness._leaderboard import LEADERBOARD, studies
+from harness._query import load_leaderboard
+from harness._storage import Location, Results
+from harness._tables import TrialTable, check_format
+
+
+def unreadable(results_dir: Results, table: TrialTable = LEADERBOARD) -> list[str]:
+    """Files of a table that are not readable Parquet (readers skip them; this names them)."""
+    bad = []
+    for folder in table.root(results_dir).folders():
+        for file in folder.files(".parquet"):
+            try:
+                with file.fs.open_input_file(file.path) as stream:
+                    pq.read_metadata(stream)
+            except (OSError, ValueError) as exc:
+                bad.append(f"{file.uri}: unreadable ({type(exc).__name__}: {str(exc)[:120]})")
+    return bad
+
+
+def check_results(results_dir: Results) -> list[str]:
+    """Every problem found in a results folder (empty when it is sound)."""
+    try:
+        check_format(results_dir)
+    except HarnessError as exc:
+        return [str(exc)]
+    problems = unreadable(results_dir) + unreadable(results_dir, CURVES)
+    frame = load_leaderboard(results_dir)
+    if frame.empty:
+        return problems
+    return (
+        problems
+        + _trial_id_problems(frame)
+        + _model_problems(results_dir, frame)
+        + _curve_problems(results_dir, frame)
+    )
+
+
+def _trial_id_problems(frame: pd.DataFrame) -> list[str]:
+    """Trial ids are Ray's unique ids: one in two studies means rows were copied between them."""
+    copies = frame[frame["trial_id"].duplicated(keep=False)]
+    return [
+        f"trial {t} has rows in several studies: {sorted(g['study'])}" for t, g in copies.groupby("trial_id")
+    ]
+
+
+def _model_problems(results_dir: Results, frame: pd.DataFrame) -> list[str]:
+    """Every model a row names exists; every model file is named by a row."""
+    named = frame.dropna(subset=["model_path"])
+    problems = [
+        f"{row.study}/{row.trial_id}: its model {row.model_path} is missing"
+        for row in named.itertuples()
+        if not Location.of(str(row.model_path)).is_file()
+    ]
+    kept = {Location.of(str(p)).uri for p in named["model_path"]}
+    for study in studies(results_dir):
+        files = (Location.of(results_dir) / "models" / study).files(".keras")
+        problems += [f"{f.uri}: no row names this model (orphaned)" for f in files if f.uri not in kept]
+    return problems
+
+
+def _curve_problems(results_dir: Results, frame: pd.DataFrame) -> list[str]:
+    """Each row's curves hold exactly its `epochs_run` epochs (studies from before curves: skipped)."""
+    curves = load_curves(results_dir)
+    counts = curves.groupby(["study", "trial_id"]).size()
+    problems = []
+    for row in frame[frame["study"].isin(set(curves["study"]))].itertuples():
+        have = int(counts.get((row.study, row.trial_id), 0))
+        want = 0 if pd.isna(row.epochs_run) else int(row.epochs_run)
+        if have != want:
+            problems.append(f"{row.study}/{row.trial_id}: {have} curve rows for {want} epochs run")
+    return problems
