@@ -18,6 +18,7 @@ from harness._data import Dataset, load_dataset
 from harness._devices import choose_backend, provisional_backend, requested_backend
 from harness._errors import ArgumentError, InternalError
 from harness._leaderboard import compact
+from harness._lock import study_lock
 from harness._progress import LiveProgress
 from harness._query import load_leaderboard
 from harness._resources import Placement, place, trial_resources
@@ -63,19 +64,20 @@ def run_search(
     env = {**worker_env(provisional_backend(requested)), **storage_env()}  # storage reaches every node
     placement = place(spec, _init_ray(address, env))
     auto_gpus = spec.resources.gpus_per_trial == "auto"
-    backend = choose_backend(requested, placement.gpus, auto=auto_gpus)  # GPU trials: probed in a Ray worker
-    ensure_format(results)
-    save_spec(spec, results)
-    write_text(run_dir / SPEC_HASH_FILE, spec.spec_hash())
-    ctx = _context(spec, data, results, run_dir.name, backend)
-    with LiveProgress(spec.study, spec.search.trials, console):
-        _tuner(spec, ctx, data, results, run_dir, resume, placement).fit()
-    compact(results, spec.study)
-    frame = load_leaderboard(results, spec.study)
-    frame.attrs["run_id"] = run_dir.name
-    frame.attrs["cpus_per_trial"] = placement.cpus
-    _report_end(spec, frame, run_dir, console)
-    return frame
+    backend = choose_backend(requested, placement.gpus, auto=auto_gpus)  # GPU trials: probed in a worker
+    with study_lock(results, spec.study, console):  # checks passed; nothing written yet
+        ensure_format(results)
+        save_spec(spec, results)
+        write_text(run_dir / SPEC_HASH_FILE, spec.spec_hash())
+        ctx = _context(spec, data, results, run_dir.name, backend)
+        with LiveProgress(spec.study, spec.search.trials, console):
+            _tuner(spec, ctx, data, results, run_dir, resume, placement).fit()
+        compact(results, spec.study)
+        frame = load_leaderboard(results, spec.study)
+        frame.attrs["run_id"] = run_dir.name
+        frame.attrs["cpus_per_trial"] = placement.cpus
+        _report_end(spec, frame, run_dir, console)
+        return frame
 
 
 def _check_sampler(spec: SearchSpec) -> None:
