@@ -42,7 +42,10 @@ if TYPE_CHECKING:
 
 ERRORS_DIR = "errors"
 """Folder of a run holding the traceback of each trial that failed inside harness itself."""
-_WORKER_DEATHS = ("ActorDiedError", "RayActorError", "OutOfMemoryError", "WorkerCrashedError")
+_WORKER_DEATHS = (
+    "ActorDiedError", "RayActorError", "OutOfMemoryError", "WorkerCrashedError", "worker process has died",
+)  # fmt: skip
+"""What Ray's error file says when a trial's process died (kill -9, the OOM killer), not its code."""
 
 
 @dataclass
@@ -77,9 +80,9 @@ class LeaderboardRecorder(Callback):
     """Writes one atomic row per finished trial: completed, pruned or failed."""
 
     def __init__(self, ctx: TrialContext, *, results_dir: str, run_dir: str, keep_models: int | None,
-                 time_budget_s: float | None) -> None:  # fmt: skip
+                 time_budget_s: float | None, max_retries: int = 0) -> None:  # fmt: skip
         self.ctx, self.results_dir, self.run_dir = ctx, results_dir, run_dir
-        self.keep_models, self.time_budget_s = keep_models, time_budget_s
+        self.keep_models, self.time_budget_s, self.max_retries = keep_models, time_budget_s, max_retries
         self.seen: dict[str, _Seen] = {}
         self.keeper: ModelKeeper | None = None
         self.setup_time = 0.0
@@ -108,12 +111,15 @@ class LeaderboardRecorder(Callback):
             self._record(self._early_stop(trial, StopReason.SCHEDULER))
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        error = _trial_error(trial)
-        kind = ErrorKind.USER if any(d in error for d in _WORKER_DEATHS) else ErrorKind.INTERNAL
+        error, full = _trial_error(trial), _error_file_text(trial)
+        died = any(d in full for d in _WORKER_DEATHS)
+        kind = ErrorKind.USER if died else ErrorKind.INTERNAL
+        if died:  # not the configuration's fault as such: say what happened and what was tried
+            error = f"the trial's worker died (killed or out of memory), retried {self.max_retries}x: {error}"
         record = replace(
             self._early_stop(trial, None), status=TrialStatus.FAILED, error=error, error_kind=kind
         )
-        self._record(record, _error_file_text(trial) if kind is ErrorKind.INTERNAL else None)
+        self._record(record, full if kind is ErrorKind.INTERNAL else None)
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         """Trials cut by the time budget end without a completion event: record them too.

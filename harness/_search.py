@@ -195,7 +195,7 @@ def _tuner(
     s = spec.search
     recorder = LeaderboardRecorder(
         ctx, results_dir=results.uri, run_dir=run_dir.uri,
-        keep_models=s.keep_models, time_budget_s=s.time_budget_s,
+        keep_models=s.keep_models, time_budget_s=s.time_budget_s, max_retries=s.max_retries,
     )  # fmt: skip
     tune_config = tune.TuneConfig(
         trial_dirname_creator=functools.partial(trial_dirname, varied=sampled(spec.space)),
@@ -212,6 +212,7 @@ def _tuner(
         callbacks=[recorder, SearchProgress(ctx.objective_metric, ctx.objective_mode)],
         verbose=0,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        failure_config=tune.FailureConfig(max_failures=s.max_retries),  # from the last epoch's checkpoint
     )
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 

@@ -129,6 +129,7 @@ class SearchSettings(_Strict):
     max_concurrent: int | None = Field(None, ge=1)
     time_budget_s: float | None = Field(None, gt=0)
     keep_models: int | None = Field(5, ge=0)  # models kept per study (best first); null = all
+    max_retries: int = Field(1, ge=0)  # a trial whose worker dies restarts from its last epoch this often
     start_from: list[dict[str, Any]] = Field(default_factory=list)  # evaluated first, never pruned
     warm_start: list[Annotated[str, Field(pattern=STUDY_PATTERN)]] = Field(default_factory=list)
 
