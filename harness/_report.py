@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,9 @@ def _figure(draw: Callable[[Any], None], panels: int = 1) -> str:
 def _embed(fig: Figure) -> str:
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # slice axes: "not compatible with tight_layout"
+        fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
@@ -206,7 +209,9 @@ def _optuna_sections(results_dir: Results, frame: pd.DataFrame) -> list[Section]
     target = None if not spec.multi_objective else (lambda t: t.values[0])
     importances = optuna.importance.get_param_importances(study, target=target)
     table = pd.DataFrame({"parameter": list(importances), "importance": list(importances.values())})
-    ax = optuna.visualization.matplotlib.plot_slice(study, params=sorted(varied)[:6], target=target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax = optuna.visualization.matplotlib.plot_slice(study, params=sorted(varied)[:6], target=target)
     first = ax.flat[0] if isinstance(ax, np.ndarray) else ax
     figure = first.get_figure(root=True)
     assert figure is not None  # axes drawn by Optuna belong to a figure

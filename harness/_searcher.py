@@ -214,6 +214,7 @@ def as_study(spec: SearchSpec, records: list[TrialRecord]) -> optuna.Study:
         optuna.study.StudyDirection.MAXIMIZE if o.direction == "max" else optuna.study.StudyDirection.MINIMIZE
         for o in spec.objectives
     ]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in memory" is noise here
     study = optuna.create_study(directions=directions)
     study.add_trials([t for t in (_as_trial(spec, r) for r in records) if t is not None])
     return study
