@@ -4,27 +4,13 @@ curves that disagree with rows, an unknown format (`harness leaderboard --check`
 from __future__ import annotations
 
 import pandas as pd
-import pyarrow.parquet as pq
 
-from harness._curves import CURVES, load_curves
+from harness._curves import load_curves
 from harness._errors import HarnessError
-from harness._leaderboard import LEADERBOARD, studies
+from harness._leaderboard import studies
 from harness._query import load_leaderboard
 from harness._storage import Location, Results
-from harness._tables import TrialTable, check_format
-
-
-def unreadable(results_dir: Results, table: TrialTable = LEADERBOARD) -> list[str]:
-    """Files of a table that are not readable Parquet (readers skip them; this names them)."""
-    bad = []
-    for folder in table.root(results_dir).folders():
-        for file in folder.files(".parquet"):
-            try:
-                with file.fs.open_input_file(file.path) as stream:
-                    pq.read_metadata(stream)
-            except (OSError, ValueError) as exc:
-                bad.append(f"{file.uri}: unreadable ({type(exc).__name__}: {str(exc)[:120]})")
-    return bad
+from harness._tables import check_format
 
 
 def check_results(results_dir: Results) -> list[str]:
@@ -33,15 +19,15 @@ def check_results(results_dir: Results) -> list[str]:
         check_format(results_dir)
     except HarnessError as exc:
         return [str(exc)]
-    problems = unreadable(results_dir) + unreadable(results_dir, CURVES)
-    frame = load_leaderboard(results_dir)
+    frame, curves = load_leaderboard(results_dir), load_curves(results_dir)
+    problems: list[str] = frame.attrs["unreadable"] + curves.attrs["unreadable"]
     if frame.empty:
         return problems
     return (
         problems
         + _trial_id_problems(frame)
         + _model_problems(results_dir, frame)
-        + _curve_problems(results_dir, frame)
+        + _curve_problems(frame, curves)
     )
 
 
@@ -68,9 +54,8 @@ def _model_problems(results_dir: Results, frame: pd.DataFrame) -> list[str]:
     return problems
 
 
-def _curve_problems(results_dir: Results, frame: pd.DataFrame) -> list[str]:
+def _curve_problems(frame: pd.DataFrame, curves: pd.DataFrame) -> list[str]:
     """Each row's curves hold exactly its `epochs_run` epochs (studies from before curves: skipped)."""
-    curves = load_curves(results_dir)
     counts = curves.groupby(["study", "trial_id"]).size()
     problems = []
     for row in frame[frame["study"].isin(set(curves["study"]))].itertuples():

@@ -90,8 +90,11 @@ def load_curves(results_dir: Results = "results", study: str | None = None) -> p
 
     One row per (study, trial_id, epoch), sorted that way; `pandas.read_parquet(
     "<results>/curves")` reads the same rows (with a trial's older file, if a rewrite
-    raced a compaction: prefer this function).
+    raced a compaction: prefer this function). Unreadable files are skipped and named in
+    `frame.attrs["unreadable"]`.
     """
-    table = _newest_file_per_trial(CURVES.read(results_dir, study))
-    frame = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
-    return frame.sort_values(["study", "trial_id", "epoch"], kind="stable").reset_index(drop=True)
+    table, unreadable = CURVES.read_checked(results_dir, study)
+    frame = _newest_file_per_trial(table).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    frame = frame.sort_values(["study", "trial_id", "epoch"], kind="stable").reset_index(drop=True)
+    frame.attrs["unreadable"] = unreadable  # files skipped, as `load_leaderboard` names them
+    return frame

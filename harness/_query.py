@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 
 from harness._errors import ArgumentError
-from harness._leaderboard import dedupe, read_table
+from harness._leaderboard import LEADERBOARD, dedupe
 from harness._storage import Results
 
 _NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
@@ -21,10 +21,13 @@ def load_leaderboard(results_dir: Results = "results", study: str | None = None)
     `results_dir` is a local folder or a filesystem URI (`s3://bucket/prefix`).
 
     Completed trials come first, then pruned, then failed. Each trial appears once,
-    even while a compaction or a rewrite of its row is under way.
+    even while a compaction or a rewrite of its row is under way. Files that could not
+    be read are skipped and named in `frame.attrs["unreadable"]`.
     """
-    table = dedupe(read_table(results_dir, study))
-    return sort_by_objective(table.to_pandas(types_mapper=_NULLABLE.get))
+    table, unreadable = LEADERBOARD.read_checked(results_dir, study)
+    frame = sort_by_objective(dedupe(table).to_pandas(types_mapper=_NULLABLE.get))
+    frame.attrs["unreadable"] = unreadable
+    return frame
 
 
 def sort_by_objective(frame: pd.DataFrame) -> pd.DataFrame:

@@ -181,7 +181,7 @@ class FinalReport:
     record: TrialRecord
     traceback: str | None = None  # set for internal errors: saved beside the run
     epoch: EpochRecord | None = None  # the last epoch, when the final record travels with it
-    epochs: tuple[EpochRecord, ...] | None = None  # every epoch the trial ran (None: not known here)
+    epochs: tuple[EpochRecord, ...] = ()  # every epoch the trial ran (empty: the driver's own view holds)
 
 
 _HP_KEYS = frozenset(column_names())

@@ -111,7 +111,8 @@ class LeaderboardRecorder(Callback):
             self._record(self._early_stop(trial, StopReason.SCHEDULER))
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        error, full = _trial_error(trial), _error_file_text(trial)
+        full = _error_file_text(trial)
+        error = _last_line(full)
         died = any(d in full for d in _WORKER_DEATHS)
         kind = ErrorKind.USER if died else ErrorKind.INTERNAL
         if died:  # not the configuration's fault as such: say what happened and what was tried
@@ -172,7 +173,7 @@ class LeaderboardRecorder(Callback):
         return replace(record, feasible=feasible(record, self.ctx.constraints))
 
     def _record(
-        self, record: TrialRecord, traceback: str | None = None, epochs: tuple[EpochRecord, ...] | None = None
+        self, record: TrialRecord, traceback: str | None = None, epochs: tuple[EpochRecord, ...] = ()
     ) -> None:
         """Curves first, then the row: a row never lacks its curves (a crash between re-runs the trial)."""
         if traceback is not None:
@@ -247,9 +248,9 @@ def _better(value: float, than: float, mode: str) -> bool:
     return value > than if mode == "max" else value < than
 
 
-def _trial_error(trial: Trial) -> str:
+def _last_line(error_file_text: str) -> str:
     """The exception a crashed trial (not a caught failure) left behind, in one line."""
-    lines = [ln for ln in _error_file_text(trial).splitlines() if ln.strip()]
+    lines = [ln for ln in error_file_text.splitlines() if ln.strip()]
     return (lines[-1] if lines else "trial crashed (no error file)")[:2000]
 
 

@@ -55,12 +55,14 @@ def build_report(
     `compare` adds studies side by side (a search and its baseline; one space on two
     backends): their best rows in one table and their anytime curves on one plot.
     """
-    frame = load_leaderboard(results_dir, study)
-    if frame.empty:
-        raise ArgumentError("study", f"must name a study with rows under {results_dir}", study)
-    curves = load_curves(results_dir, study)
+    everything, every_curve = load_leaderboard(results_dir), load_curves(results_dir)  # read once
+    for argument, name in [("study", study), *(("compare", c) for c in compare)]:
+        if not everything["study"].eq(name).any():
+            raise ArgumentError(argument, f"must name a study with rows under {results_dir}", name)
+    frame = everything[everything["study"] == study].reset_index(drop=True)
+    curves = every_curve[every_curve["study"] == study]
     best = frame.iloc[0]
-    anytime = _figure(lambda ax: _anytime(ax, results_dir, study, compare, frame))
+    anytime = _figure(lambda ax: _anytime(ax, everything, every_curve, [study, *compare]))
     sections = [
         Section("top", f"Top {top} trials", _table(frame.head(top))),
         Section("anytime", "Best validation accuracy so far", anytime),
@@ -74,7 +76,7 @@ def build_report(
         Section("best", f"Best trial: {best['trial_id']}", _best_trial(best, results_dir, data_dir)),
     ]
     if compare:
-        sections.insert(1, Section("compare", "Side by side", _compare_table(results_dir, [study, *compare])))
+        sections.insert(1, Section("compare", "Side by side", _compare_table(everything, [study, *compare])))
     target = Location.of(out or Location.of(results_dir) / "reports") / f"report-{study}.html"
     return write_text(target, _page(study, frame, sections))
 
@@ -131,21 +133,14 @@ def _embed(fig: Figure) -> str:
     return f'<img alt="figure" src="data:image/png;base64,{data}">'
 
 
-def _anytime_points(results_dir: Results, study: str) -> pd.DataFrame:
-    """Best validation accuracy so far against seconds since the run started, per run."""
-    curves = load_curves(results_dir, study).dropna(subset=["val_accuracy", "search_s"])
-    curves = curves.sort_values(["run_id", "search_s"])
-    curves["best"] = curves.groupby("run_id")["val_accuracy"].cummax()
-    return curves
-
-
-def _anytime(ax: Any, results_dir: Results, study: str, compare: Sequence[str], frame: pd.DataFrame) -> None:
-    for name in [study, *compare]:
-        points = _anytime_points(results_dir, name)
-        for run_id, run in points.groupby("run_id"):
-            ax.step(run["search_s"], run["best"], where="post", label=f"{name} ({run_id})")
-    dataset = frame.iloc[0]["dataset"]
-    for name, best in _baselines(results_dir, dataset, exclude=[study, *compare]).items():
+def _anytime(ax: Any, everything: pd.DataFrame, curves: pd.DataFrame, studies: Sequence[str]) -> None:
+    """Best validation accuracy so far against seconds since each run started; baselines as lines."""
+    points = curves[curves["study"].isin(studies)].dropna(subset=["val_accuracy", "search_s"])
+    points = points.sort_values(["study", "run_id", "search_s"])
+    for (name, run_id), run in points.groupby(["study", "run_id"], sort=False):
+        ax.step(run["search_s"], run["val_accuracy"].cummax(), where="post", label=f"{name} ({run_id})")
+    dataset = everything.loc[everything["study"] == studies[0], "dataset"].iloc[0]
+    for name, best in _baselines(everything, dataset, exclude=studies).items():
         ax.axhline(best, linestyle="--", color="grey")
         ax.text(0.01, best, f" baseline {name}: {best:.4f}", transform=ax.get_yaxis_transform(), va="bottom")
     ax.set_xlabel("seconds since the run started")
@@ -153,9 +148,8 @@ def _anytime(ax: Any, results_dir: Results, study: str, compare: Sequence[str], 
     ax.legend(fontsize="small")
 
 
-def _baselines(results_dir: Results, dataset: str, exclude: Sequence[str]) -> dict[str, float]:
+def _baselines(everything: pd.DataFrame, dataset: str, exclude: Sequence[str]) -> dict[str, float]:
     """Studies named as baselines on the same dataset: their best validation accuracy."""
-    everything = load_leaderboard(results_dir)
     rows = everything[
         (everything["dataset"] == dataset)
         & everything["study"].str.contains("baseline")
@@ -242,13 +236,11 @@ def _best_trial(row: pd.Series, results_dir: Results, data_dir: str | Path | Non
     )
 
 
-def _compare_table(results_dir: Results, studies: Sequence[str]) -> str:
+def _compare_table(everything: pd.DataFrame, studies: Sequence[str]) -> str:
     rows = []
     for name in studies:
-        frame = load_leaderboard(results_dir, name)
-        if frame.empty:
-            raise ArgumentError("compare", f"must name studies with rows under {results_dir}", name)
-        best = frame.iloc[0]
+        frame = everything[everything["study"] == name]
+        best = frame.iloc[0]  # rows come sorted by each study's objective
         wall = (frame["finished_at"].max() - frame["started_at"].min()).total_seconds()
         rows.append({"study": name, "trials": len(frame), "best trial": best["trial_id"],
                      "val_accuracy": best["val_accuracy"], "test_accuracy": best["test_accuracy"],

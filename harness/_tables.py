@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from pyarrow import fs as pafs
 
 from harness._errors import HarnessError
 from harness._record import now
@@ -49,15 +50,27 @@ class TrialTable:
 
     def read(self, results_dir: Results, study: str | None = None) -> pa.Table:
         """Every complete file, read with the fixed schema (missing columns become null)."""
+        return self.read_checked(results_dir, study)[0]
+
+    def read_checked(self, results_dir: Results, study: str | None = None) -> tuple[pa.Table, list[str]]:
+        """`read`, and the files it skipped as unreadable (torn or foreign), named for a warning.
+
+        pyarrow opens every file to exclude the invalid ones; comparing its file list with
+        the folder's costs one listing, not a second pass over the files.
+        """
         check_format(results_dir)
         root = self.root(results_dir)
         folder = root / study if study else root
         if not folder.is_dir():
-            return self.schema.empty_table()
-        table = self._dataset(folder.path, folder, exclude_invalid_files=True).to_table()
+            return self.schema.empty_table(), []
+        dataset = self._dataset(folder.path, folder, exclude_invalid_files=True)
+        table = dataset.to_table()
         if study:
             table = table.filter(ds.field("study") == study)
-        return table
+        listed = folder.fs.get_file_info(pafs.FileSelector(folder.path, recursive=True))
+        found = {i.path for i in listed if i.path.endswith(".parquet") and not i.base_name.startswith(".")}
+        skipped = sorted(found - set(dataset.files))
+        return table, [f"{folder.uri}{path[len(folder.path):]}: unreadable, skipped" for path in skipped]
 
     def files(self, results_dir: Results, study: str) -> list[Location]:
         return (self.root(results_dir) / study).files(".parquet")

@@ -236,7 +236,7 @@ class _Attempt:
                 params=self.record.params or 0,
                 started_at=self.progress.started_at,
                 provenance=self.provenance,
-                earlier=None if self.reported else tuple(self.reporter.epochs[:-1]) if self.reporter else (),
+                earlier=None if self.reported else self._epochs()[:-1],  # a resumed trial's history
             )
         self.reported = True
         with tempfile.TemporaryDirectory(prefix="harness-ckpt-") as folder:
@@ -279,9 +279,9 @@ class _Attempt:
         self.finished = True
         return FinalReport(record=record, epoch=epoch, epochs=self._epochs())
 
-    def _epochs(self) -> tuple[EpochRecord, ...] | None:
+    def _epochs(self) -> tuple[EpochRecord, ...]:
         """Every epoch of the trial so far, those restored from a checkpoint included."""
-        return tuple(self.reporter.epochs) if self.reporter else None
+        return tuple(self.reporter.epochs) if self.reporter else ()
 
     def _not_trained(self) -> FinalReport:
         """A trial over a limit known once its model is built: recorded, never trained."""

@@ -29,8 +29,7 @@ from harness import (
 )
 from harness import dry_run as run_dry
 from harness._bench import load_suite, markdown
-from harness._check import check_results, unreadable
-from harness._curves import CURVES
+from harness._check import check_results
 from harness._data import locate, search_roots
 from harness._evaluate import confusion_png
 from harness._leaderboard import compact as compact_study
@@ -211,12 +210,12 @@ def leaderboard(
     if check:
         _check(results)
         return
-    for problem in unreadable(results) + unreadable(results, CURVES):  # readers skip them: say so
-        err_console.print(f"[yellow]warning:[/] {problem}; skipped", highlight=False)
     if compact:
         for name in [study] if study else studies(results):
             compact_study(results, name)
     frame = load_leaderboard(results, study)
+    for problem in frame.attrs["unreadable"]:  # readers skip them: say so
+        err_console.print(f"[yellow]warning:[/] {problem}", highlight=False)
     if frame.empty:
         where = f" for study {study!r}" if study else ""
         raise HarnessError(f"No leaderboard rows under {results}{where}; run `harness search` first.")

@@ -12,7 +12,7 @@ import pytest
 from conftest import SMALL_SPACE, run_cli
 from PIL import Image
 
-from harness import load_spec, run_search
+from harness import load_leaderboard, load_spec, run_search
 from harness._report import SECTIONS, _baselines
 
 pytestmark = pytest.mark.slow
@@ -54,7 +54,8 @@ def test_the_report_holds_every_section_and_each_image_decodes(results, tmp_path
         image.load()
         assert image.size[0] > 100 and image.size[1] > 100
     assert not re.search(r'(src|href)="https?:', page)  # nothing fetched: opens offline
-    assert _baselines(results, "digits", exclude=["rs"]).keys() == {"rs_baseline"}  # its line is drawn
+    baselines = _baselines(load_leaderboard(results), "digits", exclude=["rs"])
+    assert baselines.keys() == {"rs_baseline"}  # its line is drawn
 
 
 def test_compare_puts_studies_side_by_side(results, tmp_path):
