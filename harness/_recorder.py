@@ -38,6 +38,7 @@ from harness._storage import Location, write_text
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
+    from harness._mlflow import MlflowLogger
     from harness._trial import TrialContext
 
 ERRORS_DIR = "errors"
@@ -80,9 +81,11 @@ class LeaderboardRecorder(Callback):
     """Writes one atomic row per finished trial: completed, pruned or failed."""
 
     def __init__(self, ctx: TrialContext, *, results_dir: str, run_dir: str, keep_models: int | None,
-                 time_budget_s: float | None, max_retries: int = 0) -> None:  # fmt: skip
+                 time_budget_s: float | None, max_retries: int = 0,
+                 mlflow: MlflowLogger | None = None) -> None:  # fmt: skip
         self.ctx, self.results_dir, self.run_dir = ctx, results_dir, run_dir
         self.keep_models, self.time_budget_s, self.max_retries = keep_models, time_budget_s, max_retries
+        self.mlflow = mlflow
         self.seen: dict[str, _Seen] = {}
         self.keeper: ModelKeeper | None = None
         self.setup_time = 0.0
@@ -178,12 +181,14 @@ class LeaderboardRecorder(Callback):
         """Curves first, then the row: a row never lacks its curves (a crash between re-runs the trial)."""
         if traceback is not None:
             write_text(Location.of(self.run_dir) / ERRORS_DIR / f"{record.trial_id}.txt", traceback)
-        seen = self.seen.get(record.trial_id, _Seen()).epochs
-        write_curves(self.results_dir, record.study, record.trial_id, self.ctx.run_id, epochs or seen)
+        epochs = epochs or tuple(self.seen.get(record.trial_id, _Seen()).epochs)
+        write_curves(self.results_dir, record.study, record.trial_id, self.ctx.run_id, epochs)
         write_row(self.results_dir, record)
         self.seen.pop(record.trial_id, None)
-        if self.keeper is not None:
-            self.keeper.add(record)
+        dropped = self.keeper.add(record) if self.keeper is not None else []
+        if self.mlflow is not None:  # the model only while keep-top-k keeps it
+            kept = record if record.trial_id not in dropped else replace(record, model_path=None)
+            self.mlflow.log(kept, epochs)
 
 
 class SearchProgress(Callback):

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
+    from harness._mlflow import MlflowLogger
+
 SPEC_HASH_FILE = "harness_spec_hash.txt"
 MAX_DIRNAME = 120  # a folder name must stay under common filesystems' 255 bytes
 
@@ -44,6 +46,7 @@ def run_search(
     address: str | None = None,
     backend: str | None = None,
     resume: bool = False,
+    mlflow: str | None = None,
     console: Console | None = None,
 ) -> pd.DataFrame:
     """Run (or resume) the search `spec` describes; return its study's leaderboard, best first.
@@ -52,6 +55,8 @@ def run_search(
     `results_dir` is a local (or shared) folder or a filesystem URI (`s3://bucket/prefix`):
     rows, models, saved specs and Ray's experiment state all go there.
     `frame.attrs["run_id"]` names this run (`frame[frame.run_id == ...]` are its rows).
+    `mlflow` (a tracking URI) logs each trial as an MLflow run under an experiment named after
+    the study; a resumed run keeps the setting it started with.
     """
     console = console or Console(stderr=True)
     # Every epoch checkpoints, so Ray snapshots its experiment state often (about 15 ms each): expected.
@@ -60,6 +65,7 @@ def run_search(
     _check_sampler(spec)
     results = Location.of(results_dir)
     run_dir = _run_dir(results, spec, resume)
+    tracker = _mlflow(mlflow, spec.study)
     data = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
     env = {**worker_env(provisional_backend(requested)), **storage_env()}  # storage reaches every node
     placement = place(spec, _init_ray(address, env))
@@ -71,13 +77,24 @@ def run_search(
         write_text(run_dir / SPEC_HASH_FILE, spec.spec_hash())
         ctx = _context(spec, data, results, run_dir.name, backend)
         with LiveProgress(spec.study, spec.search.trials, console):
-            _tuner(spec, ctx, data, results, run_dir, resume, placement).fit()
+            _tuner(spec, ctx, data, results, run_dir, resume, placement, tracker).fit()
         compact(results, spec.study)
         frame = load_leaderboard(results, spec.study)
         frame.attrs["run_id"] = run_dir.name
         frame.attrs["cpus_per_trial"] = placement.cpus
         _report_end(spec, frame, run_dir, console)
         return frame
+
+
+def _mlflow(uri: str | None, study: str) -> MlflowLogger | None:
+    """The MLflow store, checked before any work (its package and reachability)."""
+    if uri is None:
+        return None
+    from harness._mlflow import MlflowLogger
+
+    tracker = MlflowLogger(uri, experiment=study)
+    tracker.check()
+    return tracker
 
 
 def _check_sampler(spec: SearchSpec) -> None:
@@ -180,6 +197,7 @@ def _tuner(
     run_dir: Location,
     resume: bool,
     placement: Placement,
+    tracker: MlflowLogger | None = None,
 ) -> Any:
     from ray import tune
 
@@ -195,7 +213,7 @@ def _tuner(
     s = spec.search
     recorder = LeaderboardRecorder(
         ctx, results_dir=results.uri, run_dir=run_dir.uri,
-        keep_models=s.keep_models, time_budget_s=s.time_budget_s, max_retries=s.max_retries,
+        keep_models=s.keep_models, time_budget_s=s.time_budget_s, max_retries=s.max_retries, mlflow=tracker,
     )  # fmt: skip
     tune_config = tune.TuneConfig(
         trial_dirname_creator=functools.partial(trial_dirname, varied=sampled(spec.space)),

@@ -112,6 +112,10 @@ def search(
         bool, typer.Option(help="Validate, find the data, print the first model; train nothing.")
     ] = False,
     top: Annotated[int, typer.Option(help="Rows in the final table.")] = 10,
+    mlflow: Annotated[
+        str | None,
+        typer.Option(help="Log each trial as an MLflow run to this tracking URI (sqlite:///mlflow.db, http://...)."),
+    ] = None,
 ) -> None:
     """Run a hyperparameter search (or a fixed baseline) and print its leaderboard."""
 
@@ -137,6 +141,7 @@ def search(
         address=address,
         backend=backend.value if backend else None,
         resume=resume,
+        mlflow=mlflow,
         console=err_console,
     )
     console.print(leaderboard_table(frame.head(top), title=f"{spec.study}: top {top}"))
@@ -399,6 +404,7 @@ FLAGS = {
     "backend": "--backend",
     "address": "--address",
     "resume": "--resume",
+    "mlflow": "--mlflow",
     "results_dir": "--results",
     "results": "--results",
     "compare": "--compare",
