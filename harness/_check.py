@@ -7,6 +7,7 @@ import pandas as pd
 
 from harness._curves import load_curves
 from harness._errors import HarnessError
+from harness._keeper import orphaned_models
 from harness._leaderboard import studies
 from harness._query import load_leaderboard
 from harness._storage import Location, Results
@@ -47,10 +48,9 @@ def _model_problems(results_dir: Results, frame: pd.DataFrame) -> list[str]:
         for row in named.itertuples()
         if not Location.of(str(row.model_path)).is_file()
     ]
-    kept = {Location.of(str(p)).uri for p in named["model_path"]}
     for study in studies(results_dir):
-        files = (Location.of(results_dir) / "models" / study).files(".keras")
-        problems += [f"{f.uri}: no row names this model (orphaned)" for f in files if f.uri not in kept]
+        orphans = orphaned_models(results_dir, study, named["model_path"].astype(str))
+        problems += [f"{f.uri}: no row names this model (orphaned)" for f in orphans]
     return problems
 
 

@@ -62,6 +62,12 @@ def written_trial_ids(results_dir: Results, study: str) -> set[str]:
     return set(table.column("trial_id").to_pylist())
 
 
+def run_records(results_dir: Results, study: str, run_id: str) -> list[TrialRecord]:
+    """The rows one run of a study has written, each trial once."""
+    table = dedupe(read_table(results_dir, study))
+    return [TrialRecord.from_row(row) for row in table.to_pylist() if row["run_id"] == run_id]
+
+
 def row_files(results_dir: Results, study: str) -> list[Location]:
     return LEADERBOARD.files(results_dir, study)
 

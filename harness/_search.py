@@ -17,6 +17,7 @@ from rich.console import Console
 from harness._data import Dataset, load_dataset
 from harness._devices import choose_backend, provisional_backend, requested_backend
 from harness._errors import ArgumentError, InternalError
+from harness._keeper import orphaned_models
 from harness._leaderboard import compact
 from harness._lock import study_lock
 from harness._progress import LiveProgress
@@ -80,6 +81,8 @@ def run_search(
             _tuner(spec, ctx, data, results, run_dir, resume, placement, tracker).fit()
         compact(results, spec.study)
         frame = load_leaderboard(results, spec.study)
+        for orphan in orphaned_models(results, spec.study, frame["model_path"].dropna()):
+            orphan.delete()  # every trial of the study has ended and we hold its lock
         frame.attrs["run_id"] = run_dir.name
         frame.attrs["cpus_per_trial"] = placement.cpus
         _report_end(spec, frame, run_dir, console)
@@ -250,6 +253,7 @@ def trial_dirname(trial: Any, varied: frozenset[str]) -> str:
 def _searcher(spec: SearchSpec, results: Location, dataset: str, run_id: str) -> Any:
     import optuna
 
+    from harness._leaderboard import run_records
     from harness._searcher import HarnessSearch, earlier_trials, make_sampler, optuna_storage, start_points
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -262,6 +266,8 @@ def _searcher(spec: SearchSpec, results: Location, dataset: str, run_id: str) ->
         study_name=f"{spec.study}-{run_id}",
         start_points=start_points(spec),
         earlier_trials=earlier_trials(spec, results, dataset),
+        trials=spec.search.trials,
+        recorded=functools.partial(run_records, results.uri, spec.study, run_id),
     )
 
 

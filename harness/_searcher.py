@@ -4,6 +4,11 @@ Ray's `OptunaSearch` reports a trial stopped by a scheduler to Optuna as COMPLET
 low-fidelity value (mixing 1-epoch and 20-epoch scores in TPE's model), and a failed
 trial's NaN makes Optuna refuse the `tell` (Ray logs and swallows it), leaving that trial
 RUNNING forever. `HarnessSearch` tells pruned trials as PRUNED and failed ones as FAIL.
+
+A driver that dies restores from Ray's last snapshot, which can predate trials that went
+on to finish and write their rows: Ray would sample replacements (11 rows for 10 trials)
+and the sampler would never learn those results. `HarnessSearch.restore` reconciles the
+snapshot with the run's rows (see `_reconcile`).
 It relies on `OptunaSearch`'s `_ot_study`, `_ot_trials` and `_completed_trials`.
 """
 
@@ -113,6 +118,8 @@ class HarnessSearch(OptunaSearch):
         study_name: str,
         start_points: list[dict[str, Value]],
         earlier_trials: list[FrozenTrial],
+        trials: int,
+        recorded: Callable[[], list[TrialRecord]],
         storage: optuna.storages.BaseStorage | None = None,
     ) -> None:
         metrics, modes = [m for m, _ in objectives], [d for _, d in objectives]
@@ -125,6 +132,9 @@ class HarnessSearch(OptunaSearch):
             storage=storage,
         )
         self.objectives, self.constraints = metrics, constraints
+        self.trials, self.recorded = trials, recorded  # `recorded`: this run's rows, read on restore
+        self._unsnapshotted = 0  # trials that wrote rows after Ray's last snapshot (see restore)
+        self._told_before_restart: set[str] = set()  # re-run by Ray, already told by a driver that died
         self._last: dict[str, EpochReport | FinalReport] = {}  # per live trial: its latest report
         self.study.add_trials(earlier_trials)  # before the first suggestion
         for params in start_points:
@@ -138,9 +148,40 @@ class HarnessSearch(OptunaSearch):
             raise RuntimeError("OptunaSearch has not created its study")
         return study
 
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # FINISHED
+        """No more than `trials` in all, counting those Ray's snapshot missed; each named for its row."""
+        if len(self._ot_trials) + self._unsnapshotted >= self.trials:
+            return str(self.FINISHED)
+        config: dict[str, Any] | None = super().suggest(trial_id)
+        if trial_id in self._ot_trials:
+            self._ot_trials[trial_id].set_user_attr(TRIAL_ID, trial_id)  # found again after a restart
+        return config
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        """After Ray's snapshot, the run's rows: each trial that finished since counts toward
+        `trials` and is told to Optuna from its row; a trial Ray never saw (and that left no
+        row) is told FAIL, so none stays RUNNING. Trials the snapshot knows run again."""
+        known = set(self._ot_trials) - self._completed_trials
+        rows = {r.trial_id: r for r in self.recorded() if r.trial_id not in self._ot_trials}
+        self._unsnapshotted = len(rows)
+        for frozen in self.study.get_trials(deepcopy=False):
+            trial_id = str(frozen.user_attrs.get(TRIAL_ID))
+            if frozen.state.is_finished():
+                if trial_id in known:
+                    self._told_before_restart.add(trial_id)
+            elif trial_id not in known:
+                trial = optuna.Trial(self.study, frozen._trial_id)
+                self._tell(trial, rows.get(trial_id), error=trial_id not in rows)
+
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         """Each epoch's value is an intermediate value (a failure's NaN is not)."""
         report = result.get(REPORT_KEY)
+        if trial_id in self._told_before_restart:
+            return
         if isinstance(report, EpochReport | FinalReport) and trial_id in self._ot_trials:
             self._last[trial_id] = report
             self._report_epoch(trial_id, report, result.get(TRAINING_ITERATION))
@@ -158,29 +199,35 @@ class HarnessSearch(OptunaSearch):
     ) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
+        if trial_id in self._told_before_restart:
+            self._completed_trials.add(trial_id)
+            return
         last = self._last.pop(trial_id, None)
         # Ray passes no result when it stops a paused trial, even one paused after its final report.
         report = (result or {}).get(REPORT_KEY, last)
         if result and isinstance(report, EpochReport | FinalReport) and report is not last:
             # A STOP decision skips on_trial_result: this epoch was not reported yet.
             self._report_epoch(trial_id, report, result.get(TRAINING_ITERATION))
-        ot_trial = self._ot_trials[trial_id]
-        ot_trial.set_user_attr(TRIAL_ID, trial_id)  # the leaderboard's key, seen in optuna-dashboard
+        record = report.record if isinstance(report, FinalReport) else None
+        self._tell(self._ot_trials[trial_id], record, error)
+        self._completed_trials.add(trial_id)
+
+    def _tell(self, trial: optuna.Trial, record: TrialRecord | None, error: bool) -> None:
+        """A trial's final state from its row (none: stopped by the scheduler or the time budget)."""
         values = None
-        if error or (isinstance(report, FinalReport) and report.record.status is TrialStatus.FAILED):
+        if error or (record is not None and record.status is TrialStatus.FAILED):
             state = TrialState.FAIL
-        elif isinstance(report, FinalReport) and report.record.status is TrialStatus.COMPLETED:
-            values = [getattr(report.record, m) for m in self.objectives]
+        elif record is not None and record.status is TrialStatus.COMPLETED:
+            values = [getattr(record, m) for m in self.objectives]
             # An objective the trial could not measure (steady_epoch_s after one epoch): no value to tell.
             state = TrialState.FAIL if None in values else TrialState.COMPLETE
             values = None if state is TrialState.FAIL else values
         else:  # stopped by the scheduler or the time budget, or never trained (infeasible)
             state = TrialState.PRUNED
-        if isinstance(report, FinalReport) and state is not TrialState.FAIL:
-            for key, excess in violations(report.record, self.constraints).items():
-                ot_trial.set_constraint(key, excess)  # TPE sets infeasible trials apart
-        self.study.tell(ot_trial, values, state=state)
-        self._completed_trials.add(trial_id)
+        if record is not None and state is not TrialState.FAIL:
+            for key, excess in violations(record, self.constraints).items():
+                trial.set_constraint(key, excess)  # TPE sets infeasible trials apart
+        self.study.tell(trial, values, state=state)
 
 
 def start_points(spec: SearchSpec) -> list[dict[str, Value]]:
