@@ -40,13 +40,16 @@ CURVE_SCHEMA = pa.schema(
 
 
 def _newest_file_per_trial(table: pa.Table) -> pa.Table:
-    """Each trial's rows from its newest write only (a compacted file and a later rewrite)."""
+    """Each trial's rows from its newest write only (a compacted file and a later rewrite), once:
+    a compaction interrupted before it removed its sources leaves the same write in two files."""
     if table.num_rows == 0:
         return table
     keys = pc.binary_join_element_wise(table["study"], table["trial_id"], "/")
-    frame = pd.DataFrame({"key": keys.to_pandas(), "written_at": table["written_at"].to_pandas()})
-    newest = frame.groupby("key")["written_at"].transform("max")
-    return table.filter(pa.array((frame["written_at"] == newest).to_numpy()))
+    frame = pd.DataFrame({"key": keys.to_pandas(), "epoch": table["epoch"].to_pandas(),
+                          "written_at": table["written_at"].to_pandas()})  # fmt: skip
+    newest = frame["written_at"] == frame.groupby("key")["written_at"].transform("max")
+    keep = newest & ~frame.duplicated(["key", "epoch", "written_at"])
+    return table.filter(pa.array(keep.to_numpy()))
 
 
 CURVES = TrialTable("curves", CURVE_SCHEMA, _newest_file_per_trial)

@@ -107,3 +107,30 @@ def test_a_driver_killed_after_trials_its_snapshot_missed_resumes_to_exactly_the
     check = run_cli("leaderboard", "--results", str(results), "--check")
     assert check.returncode == 0, check.stdout  # curves match rows; no missing or orphaned model
     assert not [p for p in results.rglob("*.tmp") if not p.name.startswith(".")]
+
+
+def test_compaction_killed_at_any_moment_loses_and_duplicates_no_row(tmp_path):
+    """kill -9 of a real process compacting rows and curves, at eight moments from start to end."""
+    from conftest import make_record
+
+    from harness._curves import write_curves
+    from harness._leaderboard import compact, row_files, write_row
+    from harness._record import EpochRecord
+
+    for i in range(200):
+        write_row(tmp_path, make_record("s", f"t{i:03d}", epochs_run=2))
+        epochs = [EpochRecord(study="s", trial_id=f"t{i:03d}", epoch=e, val_accuracy=0.5) for e in (1, 2)]
+        write_curves(tmp_path, "s", f"t{i:03d}", "run-x", epochs)
+    code = f"from harness._leaderboard import compact; compact({str(tmp_path)!r}, 's')"
+    for delay in (0.2, 0.5, 0.8, 1.1, 1.4, 1.7, 2.0, 2.5):
+        process = subprocess.Popen([sys.executable, "-c", code])
+        time.sleep(delay)
+        process.kill()
+        process.wait()
+        frame, curves = load_leaderboard(tmp_path), load_curves(tmp_path)
+        assert len(frame) == 200 and frame["trial_id"].is_unique
+        assert len(curves) == 400 and not curves.duplicated(["trial_id", "epoch"]).any()
+        assert frame.attrs["unreadable"] == [] and curves.attrs["unreadable"] == []  # torn files hidden
+        write_row(tmp_path, make_record("s", f"t{int(delay * 10):03d}", epochs_run=2))  # rows keep arriving
+    compact(tmp_path, "s")
+    assert len(row_files(tmp_path, "s")) == 1 and len(load_leaderboard(tmp_path)) == 200
