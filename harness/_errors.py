@@ -38,6 +38,18 @@ class ArgumentError(HarnessError, ValueError):
         return f"{flag} {self.expected}. Received: {flag} {self.received}"
 
 
+class StorageFull(HarnessError):
+    """No space left where the search writes: it stops, since every retry would fail again."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"no space left on the device holding {path}. Free space there, then continue with "
+            "`harness search SPACE.yaml --resume`: rows already written are intact, and the trials "
+            "that were running start again from their last epoch."
+        )
+
+
 class TrialFailed(Exception):
     """One trial cannot run (e.g. an architecture too deep for its input, NaN loss)."""
 

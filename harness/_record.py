@@ -182,6 +182,7 @@ class FinalReport:
     traceback: str | None = None  # set for internal errors: saved beside the run
     epoch: EpochRecord | None = None  # the last epoch, when the final record travels with it
     epochs: tuple[EpochRecord, ...] = ()  # every epoch the trial ran (empty: the driver's own view holds)
+    storage_full: str | None = None  # where no space was left to write: the search stops, no row
 
 
 _HP_KEYS = frozenset(column_names())

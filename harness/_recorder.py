@@ -16,6 +16,7 @@ from ray.tune import Callback
 
 from harness._constraints import feasible
 from harness._curves import write_curves
+from harness._errors import StorageFull
 from harness._keeper import ModelKeeper
 from harness._leaderboard import write_row, written_trial_ids
 from harness._progress import LiveProgress
@@ -102,6 +103,8 @@ class LeaderboardRecorder(Callback):
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any],
                         **info: Any) -> None:  # fmt: skip
         report = result.get(REPORT_KEY)
+        if isinstance(report, FinalReport) and report.storage_full:
+            raise StorageFull(report.storage_full)  # ends the search as a driver crash would: resumable
         if not isinstance(report, EpochReport):
             return
         self.seen.setdefault(trial.trial_id, _Seen()).add(report)

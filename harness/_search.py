@@ -25,7 +25,7 @@ from harness._query import load_leaderboard
 from harness._resources import Placement, place, trial_resources
 from harness._space import START_POINT, TRIAL_NUMBER, base_name, sampled, suggest
 from harness._spec import SearchSpec, save_spec
-from harness._storage import Location, Results, storage_env, write_text
+from harness._storage import Location, Results, storage_env, storage_full, write_text
 from harness._tables import ensure_format
 from harness._trial import TrialContext, run_trial, worker_env
 
@@ -78,7 +78,7 @@ def run_search(
         write_text(run_dir / SPEC_HASH_FILE, spec.spec_hash())
         ctx = _context(spec, data, results, run_dir.name, backend)
         with LiveProgress(spec.study, spec.search.trials, console):
-            _tuner(spec, ctx, data, results, run_dir, resume, placement, tracker).fit()
+            _fit(_tuner(spec, ctx, data, results, run_dir, resume, placement, tracker), results)
         compact(results, spec.study)
         frame = load_leaderboard(results, spec.study)
         for orphan in orphaned_models(results, spec.study, frame["model_path"].dropna()):
@@ -87,6 +87,18 @@ def run_search(
         frame.attrs["cpus_per_trial"] = placement.cpus
         _report_end(spec, frame, run_dir, console)
         return frame
+
+
+def _fit(tuner: Any, results: Location) -> None:
+    """Ray Tune's fit; out of space anywhere (a row, a model, Ray's own files, Optuna's database)
+    stops the search with one message, never as failed trials."""
+    try:
+        tuner.fit()
+    except Exception as exc:
+        full = storage_full(exc, results.uri)
+        if full is None:
+            raise
+        raise full from None
 
 
 def _mlflow(uri: str | None, study: str) -> MlflowLogger | None:

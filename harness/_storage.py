@@ -12,6 +12,7 @@ becomes visible only once written whole, so there the target is written directly
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -25,7 +26,7 @@ from typing import IO
 import pyarrow as pa
 from pyarrow import fs as pafs
 
-from harness._errors import ArgumentError
+from harness._errors import ArgumentError, StorageFull
 
 Writer = Callable[[IO[bytes]], None]
 
@@ -149,6 +150,25 @@ class Location:
             with self.fs.open_input_stream(self.path) as src, open(scratch, "wb") as dst:
                 shutil.copyfileobj(src, dst, length=1 << 20)
             yield scratch
+
+
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_FULL_TEXTS = ("No space left on device", "Disk quota exceeded", "database or disk is full")
+
+
+def storage_full(exc: BaseException, where: str) -> StorageFull | None:
+    """`exc` as the out-of-space error it is, wherever it sits in the chain (Ray wraps errors,
+    workers send them as text, SQLite has its own words); its path, else `where`."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, StorageFull):
+            return seen
+        if isinstance(seen, OSError) and seen.errno in _FULL_ERRNOS:
+            return StorageFull(str(seen.filename or where))
+        if any(text in str(seen) for text in _FULL_TEXTS):
+            return StorageFull(where)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 Results = str | Path | Location

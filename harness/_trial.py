@@ -38,7 +38,7 @@ from harness._record import (
 )
 from harness._resources import trial_cpus, trial_gpus
 from harness._space import hyperparameters, resolve
-from harness._storage import Location, copy_file, local_scratch
+from harness._storage import Location, copy_file, local_scratch, storage_full
 
 if TYPE_CHECKING:
     import keras
@@ -143,6 +143,9 @@ class _Attempt:
                 return self._not_trained()
             return None if self.finished else self._finish(None)  # resumed after its last epoch
         except Exception as exc:  # a bad trial must not end the search; whose fault it is, is kept
+            full = storage_full(exc, self.ctx.models_dir)
+            if full is not None:  # nobody's trial is at fault, and a retry would fail again
+                return FinalReport(record=self.record, storage_full=full.path)
             kind = classify(exc, in_training=self.training)
             record = replace(
                 self._with_epochs(self.record),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -134,3 +136,57 @@ def test_compaction_killed_at_any_moment_loses_and_duplicates_no_row(tmp_path):
         write_row(tmp_path, make_record("s", f"t{int(delay * 10):03d}", epochs_run=2))  # rows keep arriving
     compact(tmp_path, "s")
     assert len(row_files(tmp_path, "s")) == 1 and len(load_leaderboard(tmp_path)) == 200
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 64 MiB filesystem (tmpfs), for a disk that fills; skipped where mounting is not allowed."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    mounting = ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)]
+    made = subprocess.run(mounting, capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(disk: Path) -> Path:
+    """Take every free byte of the filesystem."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as out:
+        for chunk in (1 << 20, 1 << 10):
+            with contextlib.suppress(OSError):
+                while out.write(b"\0" * chunk):
+                    pass
+    return filler
+
+
+def test_a_full_disk_stops_the_search_with_its_path_and_resume_loses_nothing(small_disk, write_spec):
+    path = write_spec(search={"trials": 4, "max_epochs": 6, "seed": 5, "scheduler": {"name": "none"}},
+                      training={"early_stopping": None})  # fmt: skip
+    results = small_disk / "r"
+    cmd = [sys.executable, "-m", "harness", "search", str(path), "--results", str(results)]
+    driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(load_leaderboard(results)) < 1:
+        time.sleep(0.2)
+    filler = _fill(small_disk)
+    _, err = driver.communicate(timeout=300)
+    assert driver.returncode == 2, err[-3000:]
+    assert f"no space left on the device holding {results}" in err and "--resume" in err
+    assert "Traceback" not in err
+    before = load_leaderboard(results)
+    assert 1 <= len(before) < 4 and before.attrs["unreadable"] == []  # written rows intact and readable
+    assert not before["status"].eq("failed").any()  # the full disk is not any trial's failure
+
+    filler.unlink()
+    out = run_cli(*cmd[3:], "--resume")
+    assert out.returncode == 0, out.stderr[-3000:]
+    after = load_leaderboard(results)
+    assert len(after) == 4 and after["trial_id"].is_unique and after["status"].eq("completed").all()
+    assert set(before["trial_id"]) <= set(after["trial_id"])
+    check = run_cli("leaderboard", "--results", str(results), "--check")
+    assert check.returncode == 0, check.stdout
