@@ -8,10 +8,12 @@ stores them with the experiment, so a resumed run records and counts too.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import ray
 from ray.tune import Callback
 
 from harness._constraints import feasible
@@ -82,11 +84,13 @@ class LeaderboardRecorder(Callback):
     """Writes one atomic row per finished trial: completed, pruned or failed."""
 
     def __init__(self, ctx: TrialContext, *, results_dir: str, run_dir: str, keep_models: int | None,
-                 time_budget_s: float | None, max_retries: int = 0,
+                 time_budget_s: float | None, max_retries: int = 0, trial_timeout_s: float | None = None,
                  mlflow: MlflowLogger | None = None) -> None:  # fmt: skip
         self.ctx, self.results_dir, self.run_dir = ctx, results_dir, run_dir
         self.keep_models, self.time_budget_s, self.max_retries = keep_models, time_budget_s, max_retries
-        self.mlflow = mlflow
+        self.trial_timeout_s, self.mlflow = trial_timeout_s, mlflow
+        self.running_since: dict[str, float] = {}  # trial id -> when its current attempt started
+        self.timed_out: set[str] = set()
         self.seen: dict[str, _Seen] = {}
         self.keeper: ModelKeeper | None = None
         self.setup_time = 0.0
@@ -94,11 +98,30 @@ class LeaderboardRecorder(Callback):
     def setup(self, *args: Any, **info: Any) -> None:
         """Also called on resume: re-read the study's kept models once, not per trial."""
         self.setup_time = now().timestamp()
+        self.running_since.clear()  # a resumed run starts its trials again (their clocks too)
         if self.keep_models is not None:
             self.keeper = ModelKeeper.for_study(self.results_dir, self.ctx.study, self.keep_models)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "keeper": None}  # rebuilt from the leaderboard in setup()
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self.running_since[trial.trial_id] = time.monotonic()
+
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        """`search.trial_timeout_s`: a hung trial (a fit or data pipeline that never returns) sends
+        nothing, so the driver ends it: its process is killed, with no retry."""
+        if self.trial_timeout_s is None or not self.running_since:
+            return
+        deadline = time.monotonic() - self.trial_timeout_s
+        late = {t for t, since in self.running_since.items() if since < deadline}
+        for trial in (t for t in trials if t.trial_id in late and t.status == "RUNNING"):
+            self.running_since.pop(trial.trial_id)
+            actor = trial.temporary_state.ray_actor
+            if actor is not None:
+                self.timed_out.add(trial.trial_id)
+                trial.max_failures = 0  # Ray's FailureConfig would run it again: it would hang again
+                ray.kill(actor, no_restart=True)  # Ray sees the death: on_trial_error records it
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any],
                         **info: Any) -> None:  # fmt: skip
@@ -110,6 +133,7 @@ class LeaderboardRecorder(Callback):
         self.seen.setdefault(trial.trial_id, _Seen()).add(report)
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self.running_since.pop(trial.trial_id, None)
         report = (trial.last_result or {}).get(REPORT_KEY)
         if isinstance(report, FinalReport):
             self._record(report.record, report.traceback, report.epochs)
@@ -117,6 +141,12 @@ class LeaderboardRecorder(Callback):
             self._record(self._early_stop(trial, StopReason.SCHEDULER))
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self.running_since.pop(trial.trial_id, None)
+        if trial.trial_id in self.timed_out:
+            error = f"still running after {self.trial_timeout_s:g} s (search.trial_timeout_s); not retried"
+            stopped = replace(self._early_stop(trial, StopReason.TIMEOUT), status=TrialStatus.FAILED,
+                              error=error, error_kind=ErrorKind.USER)  # fmt: skip
+            return self._record(stopped)
         full = _error_file_text(trial)
         error = _last_line(full)
         died = any(d in full for d in _WORKER_DEATHS)

@@ -228,7 +228,8 @@ def _tuner(
     s = spec.search
     recorder = LeaderboardRecorder(
         ctx, results_dir=results.uri, run_dir=run_dir.uri,
-        keep_models=s.keep_models, time_budget_s=s.time_budget_s, max_retries=s.max_retries, mlflow=tracker,
+        keep_models=s.keep_models, time_budget_s=s.time_budget_s, max_retries=s.max_retries,
+        trial_timeout_s=s.trial_timeout_s, mlflow=tracker,
     )  # fmt: skip
     tune_config = tune.TuneConfig(
         trial_dirname_creator=functools.partial(trial_dirname, varied=sampled(spec.space)),

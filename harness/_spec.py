@@ -130,6 +130,7 @@ class SearchSettings(_Strict):
     time_budget_s: float | None = Field(None, gt=0)
     keep_models: int | None = Field(5, ge=0)  # models kept per study (best first); null = all
     max_retries: int = Field(1, ge=0)  # a trial whose worker dies restarts from its last epoch this often
+    trial_timeout_s: float | None = Field(None, gt=0)  # a trial running longer fails (stop_reason timeout)
     start_from: list[dict[str, Any]] = Field(default_factory=list)  # evaluated first, never pruned
     warm_start: list[Annotated[str, Field(pattern=STUDY_PATTERN)]] = Field(default_factory=list)
 
@@ -264,6 +265,8 @@ class SearchSpec(_Strict):
         data = self.model_dump(mode="json")
         if not data["constraints"]:
             del data["constraints"]  # specs without constraints keep the hash they had before them
+        if data["search"]["trial_timeout_s"] is None:
+            del data["search"]["trial_timeout_s"]  # likewise without a trial timeout
         dumped = json.dumps(data, sort_keys=True)
         return hashlib.sha256(dumped.encode()).hexdigest()[:12]
 

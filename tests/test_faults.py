@@ -21,15 +21,15 @@ from harness import load_curves, load_leaderboard
 pytestmark = pytest.mark.slow
 
 
-def _kill_worker_after(results: Path, epochs: int, timeout: float = 300) -> int:
-    """Kill -9 the process of the first trial to report `epochs` epochs (Ray puts its pid in each result)."""
+def _kill_worker_after(results: Path, epochs: int, timeout: float = 300, sig: int = signal.SIGKILL) -> int:
+    """Signal the process of the first trial to report `epochs` epochs (Ray puts its pid in each result)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         for result in results.glob("runs/t/run-*/*/result.json"):
             lines = result.read_text().splitlines()
             if len(lines) >= epochs:
                 pid = int(json.loads(lines[-1])["pid"])
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, sig)
                 return pid
         time.sleep(0.1)
     raise AssertionError("no trial reported in time")
@@ -190,3 +190,28 @@ def test_a_full_disk_stops_the_search_with_its_path_and_resume_loses_nothing(sma
     assert set(before["trial_id"]) <= set(after["trial_id"])
     check = run_cli("leaderboard", "--results", str(results), "--check")
     assert check.returncode == 0, check.stdout
+
+
+def test_a_hung_trial_ends_as_a_failed_timeout_row_not_retried(tmp_path, write_spec):
+    """SIGSTOP freezes the trial's process mid-fit: it sends nothing more, as a hung fit would."""
+    search = {"trials": 2, "max_epochs": 30, "max_concurrent": 1, "scheduler": {"name": "none"},
+              "max_retries": 1, "trial_timeout_s": 25, "sampler": "random"}  # fmt: skip
+    path = write_spec(search=search, training={"early_stopping": None})
+    results = tmp_path / "r"
+    cmd = [sys.executable, "-m", "harness", "search", str(path), "--results", str(results)]
+    driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    frozen = _kill_worker_after(results, epochs=2, sig=signal.SIGSTOP)
+    try:
+        _, err = driver.communicate(timeout=300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(frozen, signal.SIGKILL)
+    assert driver.returncode == 0, err[-3000:]
+    frame = load_leaderboard(results)
+    assert len(frame) == 2
+    (hung,) = frame[frame["status"] == "failed"].itertuples()
+    assert hung.stop_reason == "timeout" and "search.trial_timeout_s" in hung.error
+    assert hung.error_kind == "user" and hung.started_at is not None and hung.finished_at is not None
+    assert 2 <= hung.epochs_run < 30  # ended where it hung, not run again from its checkpoint
+    assert (frame["status"] == "completed").sum() == 1  # the search went on
+    assert run_cli("leaderboard", "--results", str(results), "--check").returncode == 0
