@@ -1,0 +1,147 @@
+"""Long searches stay flat: 1,000 tiny real trials in one study (issue 13).
+
+Usage: .venv/bin/python benchmarks/long_search.py [--trials 1000] [--window 100]
+
+A real `run_search` in this process: local Ray, TensorFlow, scikit-learn's digits, one
+epoch of a one-block CNN per trial, the random sampler, no scheduler, two trials at a time,
+keep-top-k 5. Measured from inside the driver, per trial:
+- harness' own driver time: every call of its Ray Tune callbacks (`LeaderboardRecorder`,
+  `SearchProgress`) and of `HarnessSearch` (suggest, each result, completion), summed per
+  trial. Ray's and TensorFlow's own costs are out of scope.
+- the driver's resident memory (RSS) when the trial's row has been written;
+- the RSS of the worker that ran it, read when the trial ends (Ray puts the worker's pid in
+  every result; Ray reuses a worker for trial after trial).
+Prints the first and last `window` trials side by side. Figures: benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import functools
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness import load_spec, run_search
+from harness._recorder import LeaderboardRecorder, SearchProgress
+from harness._searcher import HarnessSearch
+
+SPEC = {
+    "study": "long",
+    "dataset": {"name": "digits", "validation_split": 0.2},
+    "search": {"trials": 1000, "max_epochs": 1, "sampler": "random", "seed": 0, "max_concurrent": 2,
+               "scheduler": {"name": "none"}, "keep_models": 5},
+    "training": {"early_stopping": None},
+    "space": {"conv_blocks": 1, "filters": 4, "kernel_size": 3, "dense_units": 16, "batch_size": 128,
+              "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
+}  # fmt: skip
+
+
+class Probe:
+    """Per-trial harness time, and memory samples, gathered by wrapping harness' driver hooks."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = collections.defaultdict(float)
+        self.order: list[str] = []  # trial ids in the order their rows were written
+        self.driver_rss: list[int] = []
+        self.worker_rss: dict[int, list[int]] = collections.defaultdict(list)  # pid -> RSS per trial
+        self.pid: dict[str, int] = {}
+
+    def install(self) -> None:
+        hooks: dict[type, tuple[str, ...]] = {
+            LeaderboardRecorder: ("on_trial_start", "on_trial_result", "on_trial_complete", "on_trial_error"),
+            SearchProgress: ("on_trial_start", "on_trial_result", "on_trial_complete", "on_trial_error"),
+            HarnessSearch: ("suggest", "on_trial_result", "on_trial_complete"),
+        }
+        for cls, names in hooks.items():
+            for name in names:
+                setattr(cls, name, self._timed(getattr(cls, name)))
+        finished = LeaderboardRecorder.on_trial_complete
+
+        @functools.wraps(finished)
+        def on_trial_complete(recorder: Any, step: int, trials: list[Any], trial: Any, **kw: Any) -> None:
+            finished(recorder, step, trials, trial, **kw)
+            self._sample(trial.trial_id, (trial.last_result or {}).get("pid"))
+
+        LeaderboardRecorder.on_trial_complete = on_trial_complete  # type: ignore[method-assign]
+
+    def _timed(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def timed(obj: Any, *args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return method(obj, *args, **kwargs)
+            finally:
+                self.seconds[_trial_id(args, kwargs)] += time.perf_counter() - t0
+
+        return timed
+
+    def _sample(self, trial_id: str, pid: int | None) -> None:
+        self.order.append(trial_id)
+        self.driver_rss.append(_rss(os.getpid()) or 0)
+        worker = _rss(int(pid)) if pid is not None else None
+        if worker is not None:
+            self.worker_rss[int(pid or 0)].append(worker)
+
+
+def _rss(pid: int) -> int | None:
+    """Resident memory in bytes (Linux), or None when the process is gone."""
+    try:
+        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def _trial_id(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """Ray passes the trial (callbacks) or its id (searchers), by position or by name."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, str):
+            return value
+        if hasattr(value, "trial_id"):
+            return str(value.trial_id)
+    return "?"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--window", type=int, default=100)
+    args = parser.parse_args()
+    probe = Probe()
+    probe.install()
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_file = Path(tmp) / "long.yaml"
+        spec_file.write_text(yaml.safe_dump({**SPEC, "search": {**SPEC["search"], "trials": args.trials}}))
+        t0 = time.perf_counter()
+        frame = run_search(load_spec(spec_file), results_dir=Path(tmp) / "results")
+        wall = time.perf_counter() - t0
+    w = args.window
+    ms = [probe.seconds[t] * 1e3 for t in probe.order]
+    print(f"{len(frame)} rows ({frame['status'].value_counts().to_dict()}) in {wall:.0f} s "
+          f"({len(frame) / wall * 60:.0f} trials/min)")  # fmt: skip
+    for name, part in (("first", slice(0, w)), ("last", slice(-w, None))):
+        print(f"{name} {w} trials: harness driver time median {statistics.median(ms[part]):.2f} ms, "
+              f"mean {statistics.mean(ms[part]):.2f} ms per trial")  # fmt: skip
+    print(f"last/first median ratio: {statistics.median(ms[-w:]) / statistics.median(ms[:w]):.2f}")
+    rss = [r / 2**20 for r in probe.driver_rss]
+    print(f"driver RSS: {rss[w - 1]:.0f} MiB after trial {w}, {rss[-1]:.0f} MiB after trial {len(rss)} "
+          f"(median of the first {w}: {statistics.median(rss[:w]):.0f} MiB, "
+          f"of the last {w}: {statistics.median(rss[-w:]):.0f} MiB)")  # fmt: skip
+    for pid, samples in sorted(probe.worker_rss.items(), key=lambda kv: -len(kv[1])):
+        if len(samples) >= 2 * w:
+            mib = [s / 2**20 for s in samples]
+            first, last = statistics.median(mib[:w]), statistics.median(mib[-w:])
+            print(f"worker {pid}: {len(mib)} trials; RSS median of its first {w}: {first:.0f} MiB, "
+                  f"of its last {w}: {last:.0f} MiB")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
