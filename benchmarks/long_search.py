@@ -66,8 +66,9 @@ class Probe:
         finished = LeaderboardRecorder.on_trial_complete
 
         @functools.wraps(finished)
-        def on_trial_complete(recorder: Any, step: int, trials: list[Any], trial: Any, **kw: Any) -> None:
-            finished(recorder, step, trials, trial, **kw)
+        def on_trial_complete(recorder: Any, **info: Any) -> None:  # Ray passes keywords
+            finished(recorder, **info)
+            trial = info["trial"]
             self._sample(trial.trial_id, (trial.last_result or {}).get("pid"))
 
         LeaderboardRecorder.on_trial_complete = on_trial_complete  # type: ignore[method-assign]

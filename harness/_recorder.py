@@ -146,7 +146,8 @@ class LeaderboardRecorder(Callback):
             error = f"still running after {self.trial_timeout_s:g} s (search.trial_timeout_s); not retried"
             stopped = replace(self._early_stop(trial, StopReason.TIMEOUT), status=TrialStatus.FAILED,
                               error=error, error_kind=ErrorKind.USER)  # fmt: skip
-            return self._record(stopped)
+            self._record(stopped)
+            return
         full = _error_file_text(trial)
         error = _last_line(full)
         died = any(d in full for d in _WORKER_DEATHS)

@@ -222,8 +222,9 @@ def _tuner(
     resources = functools.partial(trial_resources, placement=placement)
     trainable = tune.with_resources(tune.with_parameters(run_trial, data=data, ctx=ctx), resources)
     if resume:
+        # Errored trials (a worker that kept dying, a timeout) already have their failed rows.
         return tune.Tuner.restore(
-            trainable=trainable, resume_unfinished=True, resume_errored=True, **_ray_storage(run_dir, "path")
+            trainable=trainable, resume_unfinished=True, resume_errored=False, **_ray_storage(run_dir, "path")
         )
     s = spec.search
     recorder = LeaderboardRecorder(

@@ -215,3 +215,16 @@ def test_a_hung_trial_ends_as_a_failed_timeout_row_not_retried(tmp_path, write_s
     assert 2 <= hung.epochs_run < 30  # ended where it hung, not run again from its checkpoint
     assert (frame["status"] == "completed").sum() == 1  # the search went on
     assert run_cli("leaderboard", "--results", str(results), "--check").returncode == 0
+
+
+def test_a_model_no_row_names_is_removed_when_a_search_of_its_study_ends(tmp_path, write_spec):
+    """What a driver killed between a model and its row (or mid keep-top-k) leaves behind."""
+    results = tmp_path / "r"
+    stray = results / "models" / "t" / "deadbeef.keras"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"a model saved just before the driver died")
+    path = write_spec(search={"trials": 1, "max_epochs": 1, "scheduler": {"name": "none"}})
+    out = run_cli("search", str(path), "--results", str(results))
+    assert out.returncode == 0, out.stderr[-3000:]
+    (row,) = load_leaderboard(results).itertuples()
+    assert not stray.exists() and Path(row.model_path).is_file()
