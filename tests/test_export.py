@@ -118,6 +118,13 @@ def test_predict_classifies_real_test_images_like_the_model(results, tmp_path):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("%") == 6 and "digit0.png" in out.stdout
+    (tmp_path / "notes.png").write_text("not an image")
+    out = subprocess.run(
+        [sys.executable, "-m", "harness", "predict", "--model", str(tmp_path / "m"), tmp_path / "notes.png"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 2 and "notes.png: not a readable image" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def load_spec_from(results: Path):

@@ -132,6 +132,13 @@ def _tarball(path: Path) -> Iterator[tarfile.TarFile]:
 
 
 def _open(source: Source) -> Image.Image:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    try:
+        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except (UnidentifiedImageError, OSError) as exc:
+        where = "a member of the dataset.path tarball" if isinstance(source, bytes) else str(source)
+        raise DataError(
+            f"dataset.path: {where} is not a readable image ({exc}); remove it, or convert it to "
+            "PNG or JPEG."
+        ) from None
