@@ -8,8 +8,8 @@ stores them with the experiment, so a resumed run records and counts too.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +89,7 @@ class LeaderboardRecorder(Callback):
         self.ctx, self.results_dir, self.run_dir = ctx, results_dir, run_dir
         self.keep_models, self.time_budget_s, self.max_retries = keep_models, time_budget_s, max_retries
         self.trial_timeout_s, self.mlflow = trial_timeout_s, mlflow
-        self.running_since: dict[str, float] = {}  # trial id -> when its current attempt started
+        self.started: dict[str, datetime] = {}  # trial id -> when its current attempt started
         self.timed_out: set[str] = set()
         self.seen: dict[str, _Seen] = {}
         self.keeper: ModelKeeper | None = None
@@ -98,7 +98,7 @@ class LeaderboardRecorder(Callback):
     def setup(self, *args: Any, **info: Any) -> None:
         """Also called on resume: re-read the study's kept models once, not per trial."""
         self.setup_time = now().timestamp()
-        self.running_since.clear()  # a resumed run starts its trials again (their clocks too)
+        self.started.clear()  # a resumed run starts its trials again (their clocks too)
         if self.keep_models is not None:
             self.keeper = ModelKeeper.for_study(self.results_dir, self.ctx.study, self.keep_models)
 
@@ -106,17 +106,16 @@ class LeaderboardRecorder(Callback):
         return {**self.__dict__, "keeper": None}  # rebuilt from the leaderboard in setup()
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self.running_since[trial.trial_id] = time.monotonic()
+        self.started[trial.trial_id] = now()
 
     def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         """`search.trial_timeout_s`: a hung trial (a fit or data pipeline that never returns) sends
         nothing, so the driver ends it: its process is killed, with no retry."""
-        if self.trial_timeout_s is None or not self.running_since:
+        if self.trial_timeout_s is None or not self.started:
             return
-        deadline = time.monotonic() - self.trial_timeout_s
-        late = {t for t, since in self.running_since.items() if since < deadline}
+        deadline = now() - timedelta(seconds=self.trial_timeout_s)
+        late = {t for t, since in self.started.items() if since < deadline} - self.timed_out
         for trial in (t for t in trials if t.trial_id in late and t.status == "RUNNING"):
-            self.running_since.pop(trial.trial_id)
             actor = trial.temporary_state.ray_actor
             if actor is not None:
                 self.timed_out.add(trial.trial_id)
@@ -133,7 +132,6 @@ class LeaderboardRecorder(Callback):
         self.seen.setdefault(trial.trial_id, _Seen()).add(report)
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self.running_since.pop(trial.trial_id, None)
         report = (trial.last_result or {}).get(REPORT_KEY)
         if isinstance(report, FinalReport):
             self._record(report.record, report.traceback, report.epochs)
@@ -141,7 +139,6 @@ class LeaderboardRecorder(Callback):
             self._record(self._early_stop(trial, StopReason.SCHEDULER))
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self.running_since.pop(trial.trial_id, None)
         if trial.trial_id in self.timed_out:
             error = f"still running after {self.trial_timeout_s:g} s (search.trial_timeout_s); not retried"
             stopped = replace(self._early_stop(trial, StopReason.TIMEOUT), status=TrialStatus.FAILED,
@@ -160,16 +157,16 @@ class LeaderboardRecorder(Callback):
         self._record(record, full if kind is ErrorKind.INTERNAL else None)
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
-        """Trials cut by the time budget end without a completion event: record them too.
-
-        Trials still running after Ctrl-C are left alone: `--resume` restarts them.
+        """Trials cut by the time budget end without a completion event: record them too (those
+        that never started get no row). Trials still running after Ctrl-C are left alone:
+        `--resume` restarts them.
         """
         elapsed = now().timestamp() - self.setup_time
         if self.time_budget_s is None or elapsed < self.time_budget_s - 1.0:
             return
         done = written_trial_ids(self.results_dir, self.ctx.study)
         for trial in trials:
-            if trial.trial_id not in done and trial.trial_id in self.seen:
+            if trial.trial_id not in done and (trial.trial_id in self.seen or trial.trial_id in self.started):
                 self._record(self._early_stop(trial, StopReason.TIME_BUDGET))
 
     def _early_stop(self, trial: Trial, reason: StopReason | None) -> TrialRecord:
@@ -196,13 +193,10 @@ class LeaderboardRecorder(Callback):
             hyperparameters=hyperparameters(trial.config),
         )
         if seen.last is not None:
-            started = seen.last.started_at
-            record = replace(
-                record.with_provenance(seen.last.provenance),
-                params=seen.last.params,
-                started_at=started,
-                total_time_s=(now() - started).total_seconds(),
-            )
+            record = replace(record.with_provenance(seen.last.provenance), params=seen.last.params)
+        started = seen.last.started_at if seen.last is not None else self.started.get(trial.trial_id)
+        if started is not None:  # a trial that ran says when; one cut before its first epoch too
+            record = replace(record, started_at=started, total_time_s=(now() - started).total_seconds())
         best = seen.best(self.ctx.objective_metric, self.ctx.objective_mode)
         if best is not None:
             record = replace(record, val_accuracy=best.val_accuracy, val_loss=best.val_loss,
@@ -219,6 +213,7 @@ class LeaderboardRecorder(Callback):
         write_curves(self.results_dir, record.study, record.trial_id, self.ctx.run_id, epochs)
         write_row(self.results_dir, record)
         self.seen.pop(record.trial_id, None)
+        self.started.pop(record.trial_id, None)
         dropped = self.keeper.add(record) if self.keeper is not None else []
         if self.mlflow is not None:  # the model only while keep-top-k keeps it
             kept = record if record.trial_id not in dropped else replace(record, model_path=None)

@@ -228,3 +228,18 @@ def test_a_model_no_row_names_is_removed_when_a_search_of_its_study_ends(tmp_pat
     assert out.returncode == 0, out.stderr[-3000:]
     (row,) = load_leaderboard(results).itertuples()
     assert not stray.exists() and Path(row.model_path).is_file()
+
+
+def test_a_time_budget_leaves_rows_only_for_trials_that_ran_each_with_its_times_and_reason(
+    tmp_path, write_spec
+):
+    search = {"trials": 3, "max_epochs": 2000, "max_concurrent": 1, "scheduler": {"name": "none"},
+              "time_budget_s": 20}  # fmt: skip
+    path = write_spec(search=search, training={"early_stopping": None})
+    results = tmp_path / "r"
+    out = run_cli("search", str(path), "--results", str(results))
+    assert out.returncode == 0, out.stderr[-3000:]
+    (row,) = load_leaderboard(results).itertuples()  # the two trials still pending get no row
+    assert row.status == "pruned" and row.stop_reason == "time_budget"
+    assert row.started_at is not None and row.finished_at is not None and row.finished_at > row.started_at
+    assert row.epochs_run >= 1 and len(load_curves(results)) == row.epochs_run

@@ -132,3 +132,16 @@ def test_progress_counts_and_best_value():
 
 def _quiet() -> Console:
     return Console(quiet=True)
+
+
+def test_a_budget_cut_trial_that_never_reported_keeps_its_start_and_a_pending_one_gets_no_row(
+    recorder, tmp_path
+):
+    recorder.time_budget_s, recorder.setup_time = 10.0, 0.0  # the budget ran out long ago
+    running, pending = Trial("r1"), Trial("p1")
+    recorder.on_trial_start(0, [], running)  # started, cut before its first epoch
+    recorder.on_experiment_end([running, pending])
+    (row,) = load_leaderboard(tmp_path).itertuples()
+    assert row.trial_id == "r1" and row.status == "pruned" and row.stop_reason == "time_budget"
+    assert row.epochs_run == 0 and row.started_at is not None and row.finished_at >= row.started_at
+    assert recorder.started == {}
