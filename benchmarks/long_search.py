@@ -49,6 +49,7 @@ class Probe:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = collections.defaultdict(float)
+        self.by_hook: dict[str, dict[str, float]] = collections.defaultdict(dict)  # hook -> trial -> s
         self.order: list[str] = []  # trial ids in the order their rows were written
         self.driver_rss: list[int] = []
         self.worker_rss: dict[int, list[int]] = collections.defaultdict(list)  # pid -> RSS per trial
@@ -80,7 +81,10 @@ class Probe:
             try:
                 return method(obj, *args, **kwargs)
             finally:
-                self.seconds[_trial_id(args, kwargs)] += time.perf_counter() - t0
+                took, trial_id = time.perf_counter() - t0, _trial_id(args, kwargs)
+                self.seconds[trial_id] += took
+                hook = self.by_hook[f"{type(obj).__name__}.{method.__name__}"]
+                hook[trial_id] = hook.get(trial_id, 0.0) + took
 
         return timed
 
@@ -115,6 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--window", type=int, default=100)
+    parser.add_argument("--backend", default=None, help="tensorflow (the CPU default), jax or torch")
     args = parser.parse_args()
     probe = Probe()
     probe.install()
@@ -122,7 +127,7 @@ def main() -> None:
         spec_file = Path(tmp) / "long.yaml"
         spec_file.write_text(yaml.safe_dump({**SPEC, "search": {**SPEC["search"], "trials": args.trials}}))
         t0 = time.perf_counter()
-        frame = run_search(load_spec(spec_file), results_dir=Path(tmp) / "results")
+        frame = run_search(load_spec(spec_file), results_dir=Path(tmp) / "results", backend=args.backend)
         wall = time.perf_counter() - t0
     w = args.window
     ms = [probe.seconds[t] * 1e3 for t in probe.order]
@@ -132,6 +137,10 @@ def main() -> None:
         print(f"{name} {w} trials: harness driver time median {statistics.median(ms[part]):.2f} ms, "
               f"mean {statistics.mean(ms[part]):.2f} ms per trial")  # fmt: skip
     print(f"last/first median ratio: {statistics.median(ms[-w:]) / statistics.median(ms[:w]):.2f}")
+    for hook, per_trial in sorted(probe.by_hook.items()):
+        part = [per_trial.get(t, 0.0) * 1e3 for t in probe.order]
+        first, last = statistics.median(part[:w]), statistics.median(part[-w:])
+        print(f"  {hook}: median {first:.2f} ms in the first {w}, {last:.2f} ms in the last {w}")
     rss = [r / 2**20 for r in probe.driver_rss]
     print(f"driver RSS: {rss[w - 1]:.0f} MiB after trial {w}, {rss[-1]:.0f} MiB after trial {len(rss)} "
           f"(median of the first {w}: {statistics.median(rss[:w]):.0f} MiB, "
