@@ -53,6 +53,7 @@ class Probe:
         self.order: list[str] = []  # trial ids in the order their rows were written
         self.driver_rss: list[int] = []
         self.worker_rss: dict[int, list[int]] = collections.defaultdict(list)  # pid -> RSS per trial
+        self.trial_worker_rss: list[int] = []  # per trial in row order: its worker's RSS as it ended
         self.pid: dict[str, int] = {}
 
     def install(self) -> None:
@@ -94,6 +95,7 @@ class Probe:
         worker = _rss(int(pid)) if pid is not None else None
         if worker is not None:
             self.worker_rss[int(pid or 0)].append(worker)
+            self.trial_worker_rss.append(worker)
 
 
 def _rss(pid: int) -> int | None:
@@ -145,6 +147,11 @@ def main() -> None:
     print(f"driver RSS: {rss[w - 1]:.0f} MiB after trial {w}, {rss[-1]:.0f} MiB after trial {len(rss)} "
           f"(median of the first {w}: {statistics.median(rss[:w]):.0f} MiB, "
           f"of the last {w}: {statistics.median(rss[-w:]):.0f} MiB)")  # fmt: skip
+    workers = [r / 2**20 for r in probe.trial_worker_rss]
+    most = max(map(len, probe.worker_rss.values()))
+    print(f"workers: {len(probe.worker_rss)}, at most {most} trials each; "
+          f"the trial's worker RSS, median of the first {w}: {statistics.median(workers[:w]):.0f} MiB, "
+          f"of the last {w}: {statistics.median(workers[-w:]):.0f} MiB; largest {max(workers):.0f} MiB")
     for pid, samples in sorted(probe.worker_rss.items(), key=lambda kv: -len(kv[1])):
         if len(samples) >= 2 * w:
             mib = [s / 2**20 for s in samples]
