@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import replace
 
-from harness._leaderboard import dedupe, read_table, write_row
+from harness._leaderboard import study_records, write_row
 from harness._record import TrialRecord, TrialStatus
 from harness._storage import Location, Results, remove
 
@@ -36,10 +36,8 @@ class ModelKeeper:
     def for_study(cls, results_dir: Results, study: str, keep: int) -> ModelKeeper:
         """Seeded with the study's rows that still hold a model (read once per search)."""
         keeper = cls(results_dir, keep)
-        table = dedupe(read_table(results_dir, study))
-        table = table.filter(table["model_path"].is_valid())
-        for row in table.to_pylist():
-            keeper.add(TrialRecord.from_row(row))
+        for record in study_records(results_dir, study):
+            keeper.add(record)  # rows without a model are ignored
         return keeper
 
     def add(self, record: TrialRecord) -> list[str]:

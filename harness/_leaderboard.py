@@ -62,10 +62,10 @@ def written_trial_ids(results_dir: Results, study: str) -> set[str]:
     return set(table.column("trial_id").to_pylist())
 
 
-def run_records(results_dir: Results, study: str, run_id: str) -> list[TrialRecord]:
-    """The rows one run of a study has written, each trial once."""
-    table = dedupe(read_table(results_dir, study))
-    return [TrialRecord.from_row(row) for row in table.to_pylist() if row["run_id"] == run_id]
+def study_records(results_dir: Results, study: str, run_id: str | None = None) -> list[TrialRecord]:
+    """A study's rows as records, each trial once (its newest row); with `run_id`, that run's only."""
+    rows = dedupe(read_table(results_dir, study)).to_pylist()
+    return [TrialRecord.from_row(row) for row in rows if run_id is None or row["run_id"] == run_id]
 
 
 def row_files(results_dir: Results, study: str) -> list[Location]:

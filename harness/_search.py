@@ -267,7 +267,7 @@ def trial_dirname(trial: Any, varied: frozenset[str]) -> str:
 def _searcher(spec: SearchSpec, results: Location, dataset: str, run_id: str) -> Any:
     import optuna
 
-    from harness._leaderboard import run_records
+    from harness._leaderboard import study_records
     from harness._searcher import HarnessSearch, earlier_trials, make_sampler, optuna_storage, start_points
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -281,7 +281,7 @@ def _searcher(spec: SearchSpec, results: Location, dataset: str, run_id: str) ->
         start_points=start_points(spec),
         earlier_trials=earlier_trials(spec, results, dataset),
         trials=spec.search.trials,
-        recorded=functools.partial(run_records, results.uri, spec.study, run_id),
+        recorded=functools.partial(study_records, results.uri, spec.study, run_id=run_id),
     )
 
 

@@ -26,7 +26,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from harness._constraints import violations
 from harness._errors import HarnessError
-from harness._leaderboard import dedupe, read_table
+from harness._leaderboard import study_records
 from harness._points import distributions, point_params, row_point
 from harness._record import REPORT_KEY, EpochReport, FinalReport, TrialRecord, TrialStatus
 from harness._space import START_POINT, Value
@@ -152,9 +152,8 @@ class HarnessSearch(OptunaSearch):
         """No more than `trials` in all, counting those Ray's snapshot missed; each named for its row."""
         if len(self._ot_trials) + self._unsnapshotted >= self.trials:
             return str(self.FINISHED)
-        config: dict[str, Any] | None = super().suggest(trial_id)
-        if trial_id in self._ot_trials:
-            self._ot_trials[trial_id].set_user_attr(TRIAL_ID, trial_id)  # found again after a restart
+        config: dict[str, Any] | None = super().suggest(trial_id)  # asks Optuna: `_ot_trials[trial_id]`
+        self._ot_trials[trial_id].set_user_attr(TRIAL_ID, trial_id)  # found again after a restart
         return config
 
     def restore(self, checkpoint_path: str) -> None:
@@ -239,7 +238,7 @@ def earlier_trials(spec: SearchSpec, results_dir: Results, dataset: str) -> list
     """`search.warm_start`: rows of earlier studies on this dataset whose parameters fit the space."""
     trials: list[FrozenTrial] = []
     for study in spec.search.warm_start:
-        rows = [TrialRecord.from_row(row) for row in dedupe(read_table(results_dir, study)).to_pylist()]
+        rows = study_records(results_dir, study)
         if not rows:
             raise HarnessError(
                 f"search.warm_start: study {study!r} has no rows under {results_dir}; "
