@@ -1,13 +1,14 @@
 """Long searches stay flat: 1,000 tiny real trials in one study (issue 13).
 
-Usage: .venv/bin/python benchmarks/long_search.py [--trials 1000] [--window 100]
+Usage: .venv/bin/python benchmarks/long_search.py [--trials 1000] [--window 100] [--epochs 1]
 
 A real `run_search` in this process: local Ray, TensorFlow, scikit-learn's digits, one
-epoch of a one-block CNN per trial, the random sampler, no scheduler, two trials at a time,
+epoch (`--epochs`) of a one-block CNN per trial, the random sampler, no scheduler, two trials at a time,
 keep-top-k 5. Measured from inside the driver, per trial:
 - harness' own driver time: every call of its Ray Tune callbacks (`LeaderboardRecorder`,
   `SearchProgress`) and of `HarnessSearch` (suggest, each result, completion), summed per
-  trial. Ray's and TensorFlow's own costs are out of scope.
+  trial, with how much of it the driver thread spent on the CPU and in Python's collector
+  (the rest is waiting). Ray's and TensorFlow's own costs are out of scope.
 - the driver's resident memory (RSS) when the trial's row has been written;
 - the RSS of the worker that ran it, read when the trial ends (Ray puts the worker's pid in
   every result; Ray reuses a worker for trial after trial).
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import gc
 import os
 import statistics
 import tempfile
@@ -49,6 +51,10 @@ class Probe:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = collections.defaultdict(float)
+        self.cpu: dict[str, float] = collections.defaultdict(float)  # the driver thread's CPU time
+        self.gc: dict[str, float] = collections.defaultdict(float)  # collector time inside the hooks
+        self._gc_total = 0.0
+        self._gc_start = 0.0
         self.by_hook: dict[str, dict[str, float]] = collections.defaultdict(dict)  # hook -> trial -> s
         self.order: list[str] = []  # trial ids in the order their rows were written
         self.driver_rss: list[int] = []
@@ -74,16 +80,25 @@ class Probe:
             self._sample(trial.trial_id, (trial.last_result or {}).get("pid"))
 
         LeaderboardRecorder.on_trial_complete = on_trial_complete  # type: ignore[method-assign]
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self._gc_total += time.perf_counter() - self._gc_start
 
     def _timed(self, method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
         def timed(obj: Any, *args: Any, **kwargs: Any) -> Any:
-            t0 = time.perf_counter()
+            t0, cpu0, gc0 = time.perf_counter(), time.thread_time(), self._gc_total
             try:
                 return method(obj, *args, **kwargs)
             finally:
                 took, trial_id = time.perf_counter() - t0, _trial_id(args, kwargs)
                 self.seconds[trial_id] += took
+                self.cpu[trial_id] += time.thread_time() - cpu0
+                self.gc[trial_id] += self._gc_total - gc0
                 hook = self.by_hook[f"{type(obj).__name__}.{method.__name__}"]
                 hook[trial_id] = hook.get(trial_id, 0.0) + took
 
@@ -121,13 +136,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--window", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per trial (each one checkpoints)")
     parser.add_argument("--backend", default=None, help="tensorflow (the CPU default), jax or torch")
     args = parser.parse_args()
     probe = Probe()
     probe.install()
     with tempfile.TemporaryDirectory() as tmp:
         spec_file = Path(tmp) / "long.yaml"
-        spec_file.write_text(yaml.safe_dump({**SPEC, "search": {**SPEC["search"], "trials": args.trials}}))
+        search = {**SPEC["search"], "trials": args.trials, "max_epochs": args.epochs}
+        spec_file.write_text(yaml.safe_dump({**SPEC, "search": search}))
         t0 = time.perf_counter()
         frame = run_search(load_spec(spec_file), results_dir=Path(tmp) / "results", backend=args.backend)
         wall = time.perf_counter() - t0
@@ -139,6 +156,11 @@ def main() -> None:
         print(f"{name} {w} trials: harness driver time median {statistics.median(ms[part]):.2f} ms, "
               f"mean {statistics.mean(ms[part]):.2f} ms per trial")  # fmt: skip
     print(f"last/first median ratio: {statistics.median(ms[-w:]) / statistics.median(ms[:w]):.2f}")
+    parts = (("of it on the driver thread's CPU", probe.cpu), ("of it in Python's collector", probe.gc))
+    for label, table in parts:
+        part = [table[t] * 1e3 for t in probe.order]
+        print(f"  {label}: median {statistics.median(part[:w]):.2f} ms in the first {w}, "
+              f"{statistics.median(part[-w:]):.2f} ms in the last {w}")  # fmt: skip
     for hook, per_trial in sorted(probe.by_hook.items()):
         part = [per_trial.get(t, 0.0) * 1e3 for t in probe.order]
         first, last = statistics.median(part[:w]), statistics.median(part[-w:])
@@ -149,9 +171,11 @@ def main() -> None:
           f"of the last {w}: {statistics.median(rss[-w:]):.0f} MiB)")  # fmt: skip
     workers = [r / 2**20 for r in probe.trial_worker_rss]
     most = max(map(len, probe.worker_rss.values()))
-    print(f"workers: {len(probe.worker_rss)}, at most {most} trials each; "
-          f"the trial's worker RSS, median of the first {w}: {statistics.median(workers[:w]):.0f} MiB, "
-          f"of the last {w}: {statistics.median(workers[-w:]):.0f} MiB; largest {max(workers):.0f} MiB")
+    print(
+        f"workers: {len(probe.worker_rss)}, at most {most} trials each; "
+        f"the trial's worker RSS, median of the first {w}: {statistics.median(workers[:w]):.0f} MiB, "
+        f"of the last {w}: {statistics.median(workers[-w:]):.0f} MiB; largest {max(workers):.0f} MiB"
+    )
     for pid, samples in sorted(probe.worker_rss.items(), key=lambda kv: -len(kv[1])):
         if len(samples) >= 2 * w:
             mib = [s / 2**20 for s in samples]

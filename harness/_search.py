@@ -37,6 +37,12 @@ if TYPE_CHECKING:
 
 SPEC_HASH_FILE = "harness_spec_hash.txt"
 MAX_DIRNAME = 120  # a folder name must stay under common filesystems' 255 bytes
+KEPT_CHECKPOINTS = 2
+"""Per trial. Ray forces its experiment snapshot (every trial's state, the searcher, and a copy of
+the driver's files: it grows with the trial count) whenever a trial has saved this many
+checkpoints since the last one. With 1, that was every epoch of every trial, and harness' driver
+hooks slowed 2.5x over 300 trials waiting on it; with 2 they stay flat (benchmarks/README.md,
+"Long searches"), at one more epoch's checkpoint on disk per trial."""
 
 
 def run_search(
@@ -60,7 +66,7 @@ def run_search(
     the study; a resumed run keeps the setting it started with.
     """
     console = console or Console(stderr=True)
-    # Every epoch checkpoints, so Ray snapshots its experiment state often (about 15 ms each): expected.
+    # Every other epoch of a trial forces Ray's experiment snapshot (KEPT_CHECKPOINTS): expected.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     requested = requested_backend(backend)  # an explicit backend is checked here, before Ray
     _check_sampler(spec)
@@ -246,7 +252,7 @@ def _tuner(
         **_ray_storage(run_dir.parent),
         callbacks=[recorder, SearchProgress(ctx.objective_metric, ctx.objective_mode)],
         verbose=0,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=KEPT_CHECKPOINTS),
         failure_config=tune.FailureConfig(max_failures=s.max_retries),  # from the last epoch's checkpoint
     )
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
