@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness._errors import ArgumentError
-from harness._space import START_POINT
+from harness._space import START_POINT, TRIAL_NUMBER
 from harness._spec import MIXED_ON_CPUS, SearchSpec
 
 if TYPE_CHECKING:
@@ -94,13 +94,25 @@ def _largest(nodes: Sequence[Mapping[str, float]], key: str) -> float:
     return max((node.get(key, 0.0) for node in nodes), default=0.0)
 
 
+WORKER_GENERATION = 50
+"""Trials numbered alike in blocks of this many share workers; the next block starts fresh ones."""
+
+
 def trial_resources(config: Mapping[str, Any], *, placement: Placement) -> PlacementGroupFactory:
-    """Ray's per-trial resource request (`tune.with_resources` calls it with each config)."""
+    """Ray's per-trial resource request (`tune.with_resources` calls it with each config).
+
+    Ray reuses a worker only for trials with equal requests, and TensorFlow's `fit` leaks
+    about 6 MB per new model in a process (benchmarks/README.md, "Long searches"), so each
+    block of `WORKER_GENERATION` trial numbers asks for a different token amount of Ray's
+    `memory` resource (bytes: nothing a node notices). Workers then run at most a block's
+    trials before retiring, at one backend import per block.
+    """
     from ray.tune.execution.placement_groups import PlacementGroupFactory
 
     cpus = placement.start_cpus if config.get(START_POINT) else placement.cpus
     bundle = {"CPU": cpus, "GPU": placement.gpus} if placement.gpus else {"CPU": cpus}
-    return PlacementGroupFactory([bundle])
+    generation = int(config.get(TRIAL_NUMBER, 0)) // WORKER_GENERATION
+    return PlacementGroupFactory([{**bundle, "memory": generation + 1}])
 
 
 def trial_cpus(resources: PlacementGroupFactory | None) -> float | None:

@@ -122,3 +122,24 @@ def test_auto_gpus_across_nodes_give_each_trial_a_share_of_one_card():
         == 0.5
     )
     assert trial_gpus(trial_resources({}, placement=place(spec(), [{"CPU": 2.0}]))) == 0
+
+
+@pytest.mark.slow
+def test_a_search_retires_its_workers_after_each_block_of_trial_numbers(
+    tmp_path, local_ray, write_spec, monkeypatch
+):
+    """TensorFlow's fit leaks per new model, so no worker may serve a long search to its end."""
+    import harness._resources
+    from harness import load_spec, run_search
+
+    monkeypatch.setattr(harness._resources, "WORKER_GENERATION", 2)  # read on the driver, per trial
+    path = write_spec(search={"trials": 4, "max_epochs": 1, "seed": 0, "max_concurrent": 1,
+                              "scheduler": {"name": "none"}})  # fmt: skip
+    frame = run_search(load_spec(path), results_dir=tmp_path)
+    assert len(frame) == 4
+    worker = {}  # trial number -> the pid of the worker that ran it
+    for result_file in tmp_path.glob("runs/t/run-*/*/result.json"):
+        result = json.loads(result_file.read_text().splitlines()[-1])
+        worker[result["config"]["trial_number"]] = result["pid"]
+    assert sorted(worker) == [0, 1, 2, 3]
+    assert worker[0] == worker[1] != worker[2] == worker[3]  # reused within a block, not across
