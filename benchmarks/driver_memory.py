@@ -18,8 +18,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-import yaml
-from long_search import SPEC
+from long_search import write_spec
 
 from harness import load_spec, run_search
 from harness._recorder import LeaderboardRecorder
@@ -49,9 +48,7 @@ def main() -> None:
 
     LeaderboardRecorder.on_trial_complete = on_trial_complete  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory() as tmp:
-        spec_file = Path(tmp) / "long.yaml"
-        search = {**SPEC["search"], "trials": args.trials + 2}
-        spec_file.write_text(yaml.safe_dump({**SPEC, "search": search}))
+        spec_file = write_spec(Path(tmp), trials=args.trials + 2)
         run_search(load_spec(spec_file), results_dir=Path(tmp) / "results")
     first, last = snapshots
     per_trial = args.trials - FIRST - 1

@@ -3,8 +3,8 @@
 Usage: .venv/bin/python benchmarks/long_search.py [--trials 1000] [--window 100] [--epochs 1]
 
 A real `run_search` in this process: local Ray, TensorFlow, scikit-learn's digits, one
-epoch (`--epochs`) of a one-block CNN per trial, the random sampler, no scheduler, two trials at a time,
-keep-top-k 5. Measured from inside the driver, per trial:
+epoch (`--epochs`) of a one-block CNN per trial, the random sampler, no scheduler, two
+trials at a time, keep-top-k 5. Measured from inside the driver, per trial:
 - harness' own driver time: every call of its Ray Tune callbacks (`LeaderboardRecorder`,
   `SearchProgress`) and of `HarnessSearch` (suggest, each result, completion), summed per
   trial, with how much of it the driver thread spent on the CPU and in Python's collector
@@ -113,6 +113,13 @@ class Probe:
             self.trial_worker_rss.append(worker)
 
 
+def write_spec(folder: Path, **search: int) -> Path:
+    """SPEC with `search` fields replaced, as a YAML file in `folder`."""
+    path = folder / "long.yaml"
+    path.write_text(yaml.safe_dump({**SPEC, "search": {**SPEC["search"], **search}}))
+    return path
+
+
 def _rss(pid: int) -> int | None:
     """Resident memory in bytes (Linux), or None when the process is gone."""
     try:
@@ -142,9 +149,7 @@ def main() -> None:
     probe = Probe()
     probe.install()
     with tempfile.TemporaryDirectory() as tmp:
-        spec_file = Path(tmp) / "long.yaml"
-        search = {**SPEC["search"], "trials": args.trials, "max_epochs": args.epochs}
-        spec_file.write_text(yaml.safe_dump({**SPEC, "search": search}))
+        spec_file = write_spec(Path(tmp), trials=args.trials, max_epochs=args.epochs)
         t0 = time.perf_counter()
         frame = run_search(load_spec(spec_file), results_dir=Path(tmp) / "results", backend=args.backend)
         wall = time.perf_counter() - t0

@@ -124,6 +124,18 @@ def test_auto_gpus_across_nodes_give_each_trial_a_share_of_one_card():
     assert trial_gpus(trial_resources({}, placement=place(spec(), [{"CPU": 2.0}]))) == 0
 
 
+def test_workers_are_shared_within_a_block_of_trial_numbers_and_retired_after_it():
+    """Ray reuses a worker only for equal requests; TensorFlow leaks per model, so blocks differ."""
+    from harness._resources import WORKER_GENERATION
+
+    placement = place(spec(max_concurrent=2), [{"CPU": 2.0}])
+    numbers = (0, WORKER_GENERATION - 1)
+    first, last = (trial_resources({"trial_number": n}, placement=placement) for n in numbers)
+    later = trial_resources({"trial_number": WORKER_GENERATION}, placement=placement)
+    assert first.required_resources == last.required_resources != later.required_resources
+    assert trial_cpus(later) == trial_cpus(first) == 1 and later.required_resources["memory"] < 1e3  # a token
+
+
 @pytest.mark.slow
 def test_a_search_retires_its_workers_after_each_block_of_trial_numbers(
     tmp_path, local_ray, write_spec, monkeypatch
