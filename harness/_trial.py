@@ -416,6 +416,12 @@ def configure_worker(cpus: float, gpus: float) -> None:
         GpuMemory.for_share(backend, gpus).apply()
 
 
+# How long a reused worker waits for its previous trial's thread to end before Ray gives up
+# on the next trial ("Could not re-use actor", the trial lost). The wait ends with the
+# thread; 10 s was too short once on 2 CPUs shared with another search.
+WIND_DOWN_S = 300
+
+
 def worker_env(backend: str, cpus: float | None = None, gpus: float = 0.0) -> dict[str, str]:
     """Environment for Ray workers: backend, quiet logs; threads, GPU memory and caches once known.
 
@@ -429,7 +435,7 @@ def worker_env(backend: str, cpus: float | None = None, gpus: float = 0.0) -> di
         "KERAS_BACKEND": backend,
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
-        "TUNE_FUNCTION_THREAD_TIMEOUT_S": "10",
+        "TUNE_FUNCTION_THREAD_TIMEOUT_S": str(WIND_DOWN_S),
     }
     if cpus is not None:
         threads = str(max(1, int(cpus)))
