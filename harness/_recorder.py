@@ -37,6 +37,7 @@ from harness._record import (
 from harness._resources import trial_cpus, trial_gpus
 from harness._space import hyperparameters
 from harness._storage import Location, write_text
+from harness._trial import WIND_DOWN_S
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
@@ -157,17 +158,31 @@ class LeaderboardRecorder(Callback):
         self._record(record, full if kind is ErrorKind.INTERNAL else None)
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
-        """Trials cut by the time budget end without a completion event: record them too (those
-        that never started get no row). Trials still running after Ctrl-C are left alone:
-        `--resume` restarts them.
-        """
+        """Trials that ended without an event of their own: record them too."""
+        done = written_trial_ids(self.results_dir, self.ctx.study)
+        for trial in trials:
+            if trial.trial_id not in done and trial.status == "ERROR":
+                self._record(self._not_started(trial))
         elapsed = now().timestamp() - self.setup_time
         if self.time_budget_s is None or elapsed < self.time_budget_s - 1.0:
             return
-        done = written_trial_ids(self.results_dir, self.ctx.study)
+        # Cut by the time budget: those that started get a row, those still pending none.
+        # Trials still running after Ctrl-C are left alone: `--resume` restarts them.
         for trial in trials:
             if trial.trial_id not in done and (trial.trial_id in self.seen or trial.trial_id in self.started):
                 self._record(self._early_stop(trial, StopReason.TIME_BUDGET))
+
+    def _not_started(self, trial: Trial) -> TrialRecord:
+        """Ray ends a trial it could not start on a reused worker (the worker's previous trial
+        outlived WIND_DOWN_S) as ERROR without an error event or a retry. Without a row,
+        `--resume` (which leaves errored trials alone) would report it missing forever.
+        """
+        error = (
+            "Ray could not start this trial on a reused worker (its previous trial had not ended "
+            f"within {WIND_DOWN_S} s) and did not retry it"
+        )
+        early = self._early_stop(trial, None)
+        return replace(early, status=TrialStatus.FAILED, error=error, error_kind=ErrorKind.INTERNAL)
 
     def _early_stop(self, trial: Trial, reason: StopReason | None) -> TrialRecord:
         """A pruned row from the trial's reported epochs (its best epoch's metrics)."""

@@ -33,6 +33,7 @@ class Trial:
     last_result: dict[str, Any] = field(default_factory=dict)
     error_file: str | None = None
     placement_group_factory: Any = None  # Ray's resource request; the row's `cpus` comes from it
+    status: str = "TERMINATED"
 
 
 def epoch(trial: Trial, n: int, val_accuracy: float) -> dict[str, Any]:
@@ -114,6 +115,19 @@ def test_a_crashed_worker_becomes_one_failed_row(recorder, tmp_path):
     row = load_leaderboard(tmp_path).iloc[0]
     assert row["status"] == "failed" and row["error_kind"] == "user" and row["epochs_run"] == 1
     assert "ActorDiedError" in row["error"]
+
+
+def test_a_trial_ray_errored_without_an_event_gets_one_failed_row_and_recorded_ones_keep_theirs(
+    recorder, tmp_path
+):
+    # Ray ends a trial it cannot start on a reused worker as ERROR, with no error event.
+    lost, failed = Trial("lost", status="ERROR"), Trial("failed", status="ERROR")
+    recorder.on_trial_error(0, [], failed)  # an error event: its row is written now
+    recorder.on_experiment_end([lost, failed, Trial("done")])
+    rows = load_leaderboard(tmp_path).set_index("trial_id")
+    assert sorted(rows.index) == ["failed", "lost"]
+    assert rows.loc["lost", "status"] == "failed" and rows.loc["lost", "error_kind"] == "internal"
+    assert "reused worker" in rows.loc["lost", "error"] and rows.loc["lost", "epochs_run"] == 0
 
 
 def test_progress_counts_and_best_value():
