@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 from ray.tune import Callback
+from ray.tune.experiment import Trial
 
 from harness._constraints import feasible
 from harness._curves import write_curves
@@ -40,8 +41,6 @@ from harness._storage import Location, write_text
 from harness._trial import WIND_DOWN_S
 
 if TYPE_CHECKING:
-    from ray.tune.experiment import Trial
-
     from harness._mlflow import MlflowLogger
     from harness._trial import TrialContext
 
@@ -158,18 +157,21 @@ class LeaderboardRecorder(Callback):
         self._record(record, full if kind is ErrorKind.INTERNAL else None)
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
-        """Trials that ended without an event of their own: record them too."""
-        done = written_trial_ids(self.results_dir, self.ctx.study)
-        for trial in trials:
-            if trial.trial_id not in done and trial.status == "ERROR":
-                self._record(self._not_started(trial))
+        """Trials that ended without an event of their own get a row here: those Ray errored
+        silently, and those cut by the time budget once started (pending ones get none).
+        Trials still running after Ctrl-C are left alone: `--resume` restarts them.
+        """
         elapsed = now().timestamp() - self.setup_time
-        if self.time_budget_s is None or elapsed < self.time_budget_s - 1.0:
-            return
-        # Cut by the time budget: those that started get a row, those still pending none.
-        # Trials still running after Ctrl-C are left alone: `--resume` restarts them.
-        for trial in trials:
-            if trial.trial_id not in done and (trial.trial_id in self.seen or trial.trial_id in self.started):
+        cut = self.time_budget_s is not None and elapsed >= self.time_budget_s - 1.0
+        unrecorded = [
+            t for t in trials
+            if t.status == Trial.ERROR or (cut and (t.trial_id in self.seen or t.trial_id in self.started))
+        ]  # fmt: skip
+        done = written_trial_ids(self.results_dir, self.ctx.study) if unrecorded else set()
+        for trial in (t for t in unrecorded if t.trial_id not in done):
+            if trial.status == Trial.ERROR:
+                self._record(self._not_started(trial))
+            else:
                 self._record(self._early_stop(trial, StopReason.TIME_BUDGET))
 
     def _not_started(self, trial: Trial) -> TrialRecord:
