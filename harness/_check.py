@@ -7,8 +7,8 @@ import pandas as pd
 
 from harness._curves import load_curves
 from harness._errors import HarnessError
-from harness._keeper import orphaned_models
 from harness._leaderboard import studies
+from harness._models import orphaned_models
 from harness._query import load_leaderboard
 from harness._storage import Location, Results
 from harness._tables import check_format
@@ -49,7 +49,7 @@ def _model_problems(results_dir: Results, frame: pd.DataFrame) -> list[str]:
         if not Location.of(str(row.model_path)).is_file()
     ]
     for study in studies(results_dir):
-        orphans = orphaned_models(results_dir, study, named["model_path"].astype(str))
+        orphans = orphaned_models(results_dir, study, named.loc[named["study"] == study, "model_path"])
         problems += [f"{f.uri}: no row names this model (orphaned)" for f in orphans]
     return problems
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable
 from dataclasses import replace
 
 from harness._leaderboard import study_records, write_row
+from harness._models import delete_model
 from harness._record import TrialRecord, TrialStatus
-from harness._storage import Location, Results, remove
+from harness._storage import Results
 
 
 class ModelKeeper:
@@ -61,14 +61,7 @@ class ModelKeeper:
     def _drop(self, record: TrialRecord) -> None:
         """Row first, then the file: a crash in between leaves a spare file, never a dangling path."""
         write_row(self.results_dir, replace(record, model_path=None))
-        remove(record.model_path or "")
-
-
-def orphaned_models(results_dir: Results, study: str, named: Iterable[str]) -> list[Location]:
-    """A study's model files that no row names: a driver that died after a trial saved its model
-    and before its row (or between keep-top-k's row and its delete) leaves one behind."""
-    kept = {Location.of(path).uri for path in named}
-    return [f for f in (Location.of(results_dir) / "models" / study).files(".keras") if f.uri not in kept]
+        delete_model(self.results_dir, record.study, record.model_path or "")
 
 
 def _badness(record: TrialRecord) -> float:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness._errors import ArgumentError, HarnessError
 from harness._record import EpochRecord, TrialRecord, TrialStatus
-from harness._storage import Location
+from harness._storage import Location, refuse_credentials
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -46,7 +46,9 @@ class MlflowLogger:
         return {**self.__dict__, "_client": None}  # Ray pickles the recorder that holds this
 
     def check(self) -> None:
-        """Before any work: mlflow importable and the store reachable (the experiment made if new)."""
+        """Before any work: no credentials in the URI (Ray pickles this logger into the run's state),
+        mlflow importable and the store reachable (the experiment made if new)."""
+        refuse_credentials("mlflow", self.uri)
         try:
             self._experiment_id = self._experiment()
         except HarnessError:

@@ -8,7 +8,8 @@ import pyarrow as pa
 
 from harness._errors import ArgumentError
 from harness._leaderboard import LEADERBOARD, dedupe
-from harness._storage import Results
+from harness._models import model_file
+from harness._storage import Location, Results
 
 _NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 """Integer and boolean columns keep their type when a failed or pruned row has nulls."""
@@ -18,16 +19,29 @@ _TIERS = {"completed": 0, "pruned": 1}
 def load_leaderboard(results_dir: Results = "results", study: str | None = None) -> pd.DataFrame:
     """Every trial (of one study), sorted by each study's objective, best first.
 
-    `results_dir` is a local folder or a filesystem URI (`s3://bucket/prefix`).
+    `results_dir` is a local folder or a filesystem URI (`s3://bucket/prefix`). `model_path`
+    is where the trial's kept model is in this folder (a path or URI; rows store it relative).
 
     Completed trials come first, then pruned, then failed. Each trial appears once,
     even while a compaction or a rewrite of its row is under way. Files that could not
     be read are skipped and named in `frame.attrs["unreadable"]`.
     """
-    table, unreadable = LEADERBOARD.read_checked(results_dir, study)
+    results = Location.of(results_dir)
+    table, unreadable = LEADERBOARD.read_checked(results, study)
     frame = sort_by_objective(dedupe(table).to_pandas(types_mapper=_NULLABLE.get))
+    frame["model_path"] = _model_uris(results, frame)
     frame.attrs["unreadable"] = unreadable
     return frame
+
+
+def _model_uris(results: Location, frame: pd.DataFrame) -> list[str | None]:
+    """Each row's model in this results folder, as a path or URI to open (rows store it relative)."""
+
+    def where(study: str, stored: object) -> str | None:
+        found = None if pd.isna(stored) else model_file(results, study, str(stored))
+        return None if found is None else found.uri
+
+    return [where(study, stored) for study, stored in zip(frame["study"], frame["model_path"], strict=True)]
 
 
 def sort_by_objective(frame: pd.DataFrame) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from harness._curves import write_curves
 from harness._errors import StorageFull
 from harness._keeper import ModelKeeper
 from harness._leaderboard import write_row, written_trial_ids
+from harness._models import model_file
 from harness._progress import LiveProgress
 from harness._record import (
     REPORT_KEY,
@@ -233,8 +234,9 @@ class LeaderboardRecorder(Callback):
         self.started.pop(record.trial_id, None)
         dropped = self.keeper.add(record) if self.keeper is not None else []
         if self.mlflow is not None:  # the model only while keep-top-k keeps it
-            kept = record if record.trial_id not in dropped else replace(record, model_path=None)
-            self.mlflow.log(kept, epochs)
+            model = model_file(self.results_dir, record.study, record.model_path or "")
+            kept = model is not None and record.trial_id not in dropped
+            self.mlflow.log(replace(record, model_path=model.uri if model and kept else None), epochs)
 
 
 class SearchProgress(Callback):

@@ -21,6 +21,7 @@ import pandas as pd
 
 from harness._curves import load_curves
 from harness._errors import ArgumentError, HarnessError
+from harness._names import check_name
 from harness._query import load_leaderboard, pareto_front
 from harness._record import TrialRecord
 from harness._spec import load_saved_spec
@@ -57,7 +58,7 @@ def build_report(
     """
     everything, every_curve = load_leaderboard(results_dir), load_curves(results_dir)  # read once
     for argument, name in [("study", study), *(("compare", c) for c in compare)]:
-        if not everything["study"].eq(name).any():
+        if not everything["study"].eq(check_name(argument, name)).any():
             raise ArgumentError(argument, f"must name a study with rows under {results_dir}", name)
     frame = everything[everything["study"] == study].reset_index(drop=True)
     curves = every_curve[every_curve["study"] == study]

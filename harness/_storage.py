@@ -22,6 +22,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 from pyarrow import fs as pafs
@@ -36,6 +37,7 @@ def filesystem(location: str | Path) -> tuple[pafs.FileSystem, str]:
     text = str(location)
     if "://" not in text:
         return pafs.LocalFileSystem(), str(Path(text).expanduser().resolve())
+    refuse_credentials("results", text)
     try:
         fs, path = pafs.FileSystem.from_uri(text)
     except (pa.ArrowException, OSError) as exc:
@@ -68,7 +70,11 @@ class Location:
         return cls(f"{scheme}://{path}" if scheme else path, fs, path)
 
     def __truediv__(self, part: str) -> Location:
-        part = part.strip("/")
+        """A path inside this folder; an absolute one or one with a `..` part is refused, whoever
+        asks (a study name from the command line, a path stored in a row)."""
+        part = part.rstrip("/")
+        if part.startswith("/") or not part or any(p in ("", ".", "..") for p in part.split("/")):
+            raise ArgumentError("path", "must be a relative path inside its folder, without '..'", part)
         return Location(f"{self.uri}/{part}", self.fs, f"{self.path}/{part}")
 
     def __str__(self) -> str:
@@ -183,12 +189,12 @@ def atomic_write(target: str | Path | Location, write: Writer) -> str:
     """
     loc = Location.of(target)
     fs, path = loc.fs, loc.path
-    parent, name = path.rsplit("/", 1)
-    fs.create_dir(parent, recursive=True)
-    if not loc.local:
+    if not loc.local:  # no folder objects: zero-byte markers break pandas' dataset discovery
         with fs.open_output_stream(path) as stream:
             write(stream)
         return loc.uri
+    parent, name = path.rsplit("/", 1)
+    Path(parent).mkdir(parents=True, exist_ok=True)
     tmp = f"{parent}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         with open(tmp, "wb") as stream:
@@ -199,7 +205,17 @@ def atomic_write(target: str | Path | Location, write: Writer) -> str:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(parent)
     return path
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Make a rename in `folder` durable: without it a power cut can undo a row already counted."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_bytes(target: str | Path | Location, data: bytes) -> str:
@@ -254,19 +270,38 @@ def staged_dir(target: str | Path | Location, *, last: str | None = None) -> Ite
         if local.exists():
             local.rmdir()  # empty by contract: refuses otherwise
         os.replace(staging, local)
+        fsync_dir(local.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def remove(path: str | Path | Location) -> None:
-    """Delete a file if it exists (models dropped by keep-top-k)."""
-    Location.of(path).delete()
-
-
 STORAGE_ENV = ("AWS_", "GOOGLE_", "GCS_", "AZURE_")
-"""Prefixes of the variables object-store clients read (credentials, region, endpoint)."""
+"""Prefixes of the variables object-store clients read (region, endpoint, credentials)."""
+SECRET_WORDS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "CREDENTIAL", "SAS", "CONNECTION_STRING")
+"""Parts of a variable's name that mark it secret: never forwarded (Ray logs its runtime env)."""
 
 
 def storage_env() -> dict[str, str]:
-    """The driver's storage settings, for Ray's workers on every node (its runtime environment)."""
-    return {name: value for name, value in os.environ.items() if name.startswith(STORAGE_ENV)}
+    """The driver's non-secret object-store settings (endpoint, region, profile name), for workers
+    on a cluster's other nodes. Secrets stay out: Ray writes a runtime environment verbatim into
+    logs every user of the cluster can read; nodes hold their own credentials (a credentials file,
+    an instance role). A local Ray's workers inherit the driver's environment and need none."""
+    return {
+        name: value for name, value in os.environ.items()
+        if name.startswith(STORAGE_ENV) and not any(word in name for word in SECRET_WORDS)
+    }  # fmt: skip
+
+
+def refuse_credentials(argument: str, uri: str) -> None:
+    """A URI with a user or password (`s3://KEY:SECRET@bucket`) would be pickled into Ray's run
+    state and shown in rows and logs; credentials belong in the environment or a credentials file."""
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return
+    shown = urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[-1]))
+    raise ArgumentError(
+        argument, "must not carry credentials (harness would write them into the run's state and "
+        "logs); give them the store's usual way instead: for S3 AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY or ~/.aws/credentials, for MLflow MLFLOW_TRACKING_USERNAME and "
+        "MLFLOW_TRACKING_PASSWORD", shown,
+    )  # fmt: skip

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 from harness._errors import HarnessError
+from harness._names import check_name
 from harness._record import now
 from harness._storage import Location, Results, atomic_write, write_text
 from harness._version import RESULTS_FORMAT, __version__
@@ -44,6 +45,8 @@ class TrialTable:
         self, results_dir: Results, study: str, trial_id: str, rows: Sequence[Mapping[str, Any]]
     ) -> str:
         """Write one trial's rows; rewriting the same trial id replaces them (idempotent)."""
+        check_name("study", study)
+        check_name("trial_id", trial_id)
         table = pa.Table.from_pylist(rows, schema=self.schema)
         target = self.root(results_dir) / study / f"{trial_id}.parquet"
         return atomic_write(target, lambda stream: pq.write_table(table, stream))
@@ -58,6 +61,8 @@ class TrialTable:
         pyarrow opens every file to exclude the invalid ones; comparing its file list with
         the folder's costs one listing, not a second pass over the files.
         """
+        if study is not None:
+            check_name("study", study)
         check_format(results_dir)
         root = self.root(results_dir)
         folder = root / study if study else root
@@ -86,7 +91,7 @@ class TrialTable:
         and size; time and size on object stores); readers dedupe, so at no moment does
         a row go missing or count twice, even if this is interrupted.
         """
-        files = self.files(results_dir, study)
+        files = self.files(results_dir, check_name("study", study))
         if len(files) <= 1:
             return files[0].uri if files else None
         stamps = {f.uri: f.stamp() for f in files}

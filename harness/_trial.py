@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from harness._constraints import feasible
 from harness._devices import GpuMemory, out_of_memory, release_gpu_memory
 from harness._errors import TrialFailed
+from harness._models import stored_path
 from harness._provenance import provenance
 from harness._record import (
     REPORT_KEY,
@@ -262,8 +263,7 @@ class _Attempt:
         test_loss, test_acc = self.model.evaluate(data.x_test, data.y_test, verbose=0, batch_size=512)
         self.training = False
         t_save = time.perf_counter()
-        target = Location.of(self.ctx.models_dir) / f"{self.record.trial_id}.keras"
-        model_path = save_model(self.model, target)
+        save_model(self.model, Location.of(self.ctx.models_dir) / f"{self.record.trial_id}.keras")
         record = replace(
             self._with_epochs(self.record),
             status=TrialStatus.COMPLETED,
@@ -272,7 +272,7 @@ class _Attempt:
             test_accuracy=float(test_acc),
             test_loss=float(test_loss),
             best_epoch=best + 1,
-            model_path=model_path,
+            model_path=stored_path(self.record.study, self.record.trial_id),  # relative: see _models
             evaluate_s=t_save - t_eval,
             save_s=time.perf_counter() - t_save,
             total_time_s=time.perf_counter() - self.t0,

@@ -11,12 +11,14 @@ from conftest import make_record
 from harness import load_leaderboard
 from harness._keeper import ModelKeeper
 from harness._leaderboard import compact, write_row
+from harness._models import stored_path
 
 
 def recorded(tmp_path: Path, trial: str, acc: float, **extra) -> object:
-    model = tmp_path / f"{trial}.keras"
+    model = tmp_path / "models" / "s" / f"{trial}.keras"
+    model.parent.mkdir(parents=True, exist_ok=True)
     model.write_text("x")
-    record = make_record(trial_id=trial, acc=acc, model_path=str(model), **extra)
+    record = make_record(trial_id=trial, acc=acc, model_path=stored_path("s", trial), **extra)
     write_row(tmp_path, record)
     return record
 
@@ -27,7 +29,7 @@ def test_keeps_the_best_and_drops_the_rest(tmp_path):
     assert dropped == [[], [], ["t0"], ["t2"]]
     assert keeper.kept == ["t1", "t3"]
     frame = load_leaderboard(tmp_path).set_index("trial_id")
-    assert pd.isna(frame.loc["t0", "model_path"]) and not (tmp_path / "t0.keras").exists()
+    assert pd.isna(frame.loc["t0", "model_path"]) and not (tmp_path / "models/s/t0.keras").exists()
     assert Path(frame.loc["t1", "model_path"]).exists() and Path(frame.loc["t3", "model_path"]).exists()
     assert frame.loc["t0", "val_accuracy"] == pytest.approx(0.5)  # metrics stay
 
@@ -60,7 +62,7 @@ def test_a_resumed_search_reads_the_study_once_and_keeps_ranking(tmp_path):
     assert frame.set_index("trial_id")["model_path"].notna().to_dict() == {
         "t0": False, "t1": False, "t2": False, "t3": True,
     }  # fmt: skip
-    assert sorted(p.name for p in tmp_path.glob("*.keras")) == ["t3.keras"]
+    assert sorted(p.name for p in tmp_path.glob("models/s/*.keras")) == ["t3.keras"]
 
 
 def test_an_infeasible_model_goes_before_any_feasible_one(tmp_path):

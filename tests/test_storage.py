@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness import ArgumentError
-from harness._storage import Location, atomic_write, copy_file, filesystem, remove, staged_dir, write_text
+from harness._storage import Location, atomic_write, copy_file, filesystem, staged_dir, write_text
 
 
 def test_write_replaces_the_target_and_leaves_no_temp_file(tmp_path):
@@ -37,8 +37,8 @@ def test_copy_and_remove(tmp_path):
     source.write_bytes(b"x" * 3_000_000)
     copy_file(source, tmp_path / "models" / "m.keras")
     assert (tmp_path / "models" / "m.keras").read_bytes() == source.read_bytes()
-    remove(tmp_path / "models" / "m.keras")
-    remove(tmp_path / "models" / "m.keras")  # already gone: no error
+    Location.of(tmp_path / "models" / "m.keras").delete()
+    Location.of(tmp_path / "models" / "m.keras").delete()  # already gone: no error
     assert not (tmp_path / "models" / "m.keras").exists()
 
 
