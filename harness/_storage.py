@@ -281,11 +281,14 @@ SECRET_WORDS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "CREDENTIAL", "SAS", "CONN
 """Parts of a variable's name that mark it secret: never forwarded (Ray logs its runtime env)."""
 
 
-def storage_env() -> dict[str, str]:
-    """The driver's non-secret object-store settings (endpoint, region, profile name), for workers
-    on a cluster's other nodes. Secrets stay out: Ray writes a runtime environment verbatim into
-    logs every user of the cluster can read; nodes hold their own credentials (a credentials file,
-    an instance role). A local Ray's workers inherit the driver's environment and need none."""
+def storage_env(results: Location) -> dict[str, str]:
+    """For results in an object store, the driver's non-secret settings for it (endpoint, region,
+    profile name), so that workers on a cluster's other nodes reach the same store. Secrets stay
+    out: Ray writes a runtime environment verbatim into logs every user of the cluster can read;
+    nodes hold their own credentials (a credentials file, an instance role). A local Ray's
+    workers inherit the driver's whole environment."""
+    if results.local:
+        return {}
     return {
         name: value for name, value in os.environ.items()
         if name.startswith(STORAGE_ENV) and not any(word in name for word in SECRET_WORDS)

@@ -89,14 +89,20 @@ class TrialTable:
         The merged file is complete (atomic write) before any source file is removed, and
         a source is removed only if unchanged since it was read (its stamp: inode, time
         and size; time and size on object stores); readers dedupe, so at no moment does
-        a row go missing or count twice, even if this is interrupted.
+        a row go missing or count twice, even if this is interrupted. Unreadable files
+        (torn, foreign) are left in place, unmerged: readers skip them and name them.
         """
         files = self.files(results_dir, check_name("study", study))
         if len(files) <= 1:
             return files[0].uri if files else None
         stamps = {f.uri: f.stamp() for f in files}
         files = [f for f in files if stamps[f.uri] is not None]  # another compaction won
-        table = self.dedupe(self._dataset([f.path for f in files], files[0]).to_table())
+        dataset = self._dataset([f.path for f in files], files[0], exclude_invalid_files=True)
+        readable = set(dataset.files)
+        files = [f for f in files if f.path in readable]  # as readers do: the rest stay, named by them
+        if len(files) <= 1:
+            return files[0].uri if files else None
+        table = self.dedupe(dataset.to_table())
         stamp = now().strftime("%Y%m%dT%H%M%S%f")
         target = files[0].parent / f"compacted-{stamp}-{os.getpid()}.parquet"
         written = atomic_write(target, lambda stream: pq.write_table(table, stream))

@@ -64,6 +64,21 @@ def test_compaction_keeps_every_row_exactly_once(tmp_path):
     assert len(pd.read_parquet(tmp_path / "leaderboard")) == 31
 
 
+def test_compaction_leaves_a_torn_file_in_place_and_merges_the_rest(tmp_path):
+    for i in range(5):
+        lb.write_row(tmp_path, row("s", f"t{i}"))
+    torn = tmp_path / "leaderboard" / "s" / "t9.parquet"
+    torn.write_bytes(b"PAR1 torn by a crash")
+    lb.compact(tmp_path, "s")
+    assert torn.read_bytes() == b"PAR1 torn by a crash"  # left for the user, not deleted
+    assert sorted(f.name for f in lb.row_files(tmp_path, "s"))[-1] == "t9.parquet"
+    assert len(lb.row_files(tmp_path, "s")) == 2  # the merged file and the torn one
+    frame = load_leaderboard(tmp_path, "s")
+    assert sorted(frame["trial_id"]) == [f"t{i}" for i in range(5)]
+    assert frame.attrs["unreadable"] == [f"{torn}: unreadable, skipped"]  # named by every reader
+    lb.compact(tmp_path, "s")  # a later search's compaction: no traceback either
+
+
 def test_compaction_interrupted_before_cleanup_loses_and_duplicates_nothing(tmp_path, monkeypatch):
     for i in range(10):
         lb.write_row(tmp_path, row("s", f"t{i}"))

@@ -64,13 +64,14 @@ def test_auto_on_a_real_eight_cpu_ray_cluster():
 import json, ray
 from harness import SearchSpec
 from harness._resources import place
-from harness._search import _init_ray
+from harness._cluster import init_ray
+from rich.console import Console
 ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
 out = {}
 for concurrent in (1, 2, 4):
     spec = SearchSpec.model_validate({"study": "s", "dataset": {"name": "digits"},
                                       "search": {"trials": 10, "max_concurrent": concurrent}})
-    out[concurrent] = place(spec, _init_ray(None, {})).cpus
+    out[concurrent] = place(spec, init_ray(None, {}, Console())).cpus
 print(json.dumps(out))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

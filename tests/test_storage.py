@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,19 @@ def test_locations_join_list_read_and_delete_the_same_way_on_s3_and_on_disk(tmp_
         assert first.stamp() is None and [f.name for f in (board / "s").files()] == ["b.parquet"]
         assert (root / "absent").files() == [] and not (root / "absent").is_dir()
     assert not Path("s3:").exists()  # a URI never becomes a local folder
+
+
+def test_a_rename_is_made_durable_by_syncing_its_folder(tmp_path, monkeypatch):
+    synced: list[bool] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    write_text(tmp_path / "leaderboard" / "s" / "t.parquet", "row")
+    assert synced == [False, True]  # the file's bytes, then the folder holding the new name
+    with staged_dir(tmp_path / "export"):
+        pass
+    assert synced[-1] is True

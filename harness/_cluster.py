@@ -1,0 +1,77 @@
+"""Starting or joining Ray for a search, and keeping a local Ray closed to everyone else.
+
+Ray's gRPC servers (GCS, raylets, workers) listen on every interface; Ray 2.60 has no
+setting to bind them to loopback. What keeps a local search's Ray from running other
+people's code is Ray's token authentication: every connection must present the token in
+`~/.ray/auth_token`. That is Ray's default for a new local cluster; harness warns when a
+user opts out, makes the token file readable by its owner only (Ray writes it 0644), and
+a test checks that a process without the token cannot join.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from harness._errors import ArgumentError
+
+AUTH_MODE = "RAY_AUTH_MODE"
+
+
+def init_ray(address: str | None, env: dict[str, str], console: Console) -> list[dict[str, float]]:
+    """Start or join Ray (unless the caller already did); each live node's resources."""
+    import ray
+
+    if not ray.is_initialized():
+        _start_ray(address, env, console)
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    return [dict(node["Resources"]) for node in nodes if node["Alive"]]
+
+
+def _start_ray(address: str | None, env: dict[str, str], console: Console) -> None:
+    import ray
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if address is None:
+        _require_token(console)
+    try:
+        ray.init(
+            address=address,
+            runtime_env={"env_vars": env},
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ArgumentError(
+            "address", f"must name a running Ray cluster (`ray status` on its head node), or be left "
+            f"out to run locally; joining failed with {type(exc).__name__}: {exc}", address,
+        ) from None  # fmt: skip
+    finally:
+        _owner_only(token_path())
+
+
+def _require_token(console: Console) -> None:
+    """Say so when the user opted out of the token a new local Ray requires (Ray's default since
+    2.52; setting the variable here would come too late: Ray reads it when imported)."""
+    mode = os.environ.get(AUTH_MODE, "token")
+    if mode.lower() != "token":
+        console.print(Text(
+            f"warning: {AUTH_MODE}={mode}: this search's Ray accepts work from anyone who can reach "
+            f"this machine's network ports; unset {AUTH_MODE} to require Ray's token.", style="yellow",
+        ))  # fmt: skip
+
+
+def token_path() -> Path:
+    """Where Ray keeps the token of local clusters it starts."""
+    return Path.home() / ".ray" / "auth_token"
+
+
+def _owner_only(path: Path) -> None:
+    if path.is_file() and path.stat().st_uid == os.getuid():
+        path.chmod(0o600)

@@ -1,0 +1,46 @@
+"""A local search's Ray: only processes holding this user's token can join it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+JOIN = "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); print('JOINED')"
+
+
+def test_a_local_search_s_ray_refuses_processes_without_the_user_s_token(tmp_path):
+    """Ray's servers listen on every interface (Ray has no loopback-only setting): what keeps others
+    out is its token, which harness' local Ray requires and keeps readable by its owner only."""
+    driver = textwrap.dedent("""
+        import sys
+        import ray
+        from rich.console import Console
+        from harness._cluster import init_ray, token_path
+        init_ray(None, {}, Console(stderr=True))
+        print(ray.get_runtime_context().gcs_address, oct(token_path().stat().st_mode & 0o777), flush=True)
+        sys.stdin.read()  # hold Ray until the test is done
+    """)  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    proc = subprocess.Popen([sys.executable, "-c", driver], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=env)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        address, mode = proc.stdout.readline().split()
+        assert mode == "0o600"
+        stranger = {**env, "HOME": str(tmp_path)}  # another user: no ~/.ray/auth_token
+        refused = subprocess.run([sys.executable, "-c", JOIN, address], capture_output=True, text=True,
+                                 env=stranger, timeout=300)  # fmt: skip
+        assert refused.returncode != 0 and "JOINED" not in refused.stdout
+        with open(os.path.expanduser("~/.ray/auth_token")) as token:
+            holder = {**stranger, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token.read().strip()}
+        joined = subprocess.run([sys.executable, "-c", JOIN, address], capture_output=True, text=True,
+                                env=holder, timeout=300)  # fmt: skip
+        assert "JOINED" in joined.stdout, joined.stderr[-2000:]  # the refusal was the token's doing
+    finally:
+        proc.communicate("", timeout=120)
