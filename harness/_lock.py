@@ -1,23 +1,31 @@
 """One search per study and results folder at a time; readers never wait.
 
-A lock file `<results>/locks/<study>.lock` holds the holder's host, pid and start time.
-It is created exclusively (`O_EXCL`, atomic on local disks and NFSv3+), removed when the
-search ends, and taken over when its holder is gone: same host, process no longer alive
-(a search killed with -9). A holder on another host cannot be checked from here, so the
-message says how to release it. Object stores have no exclusive create: there the
-search warns instead (documented).
+The lock is a kernel lock (`flock`) on `<results>/locks/<study>.lock`: the kernel grants
+it to one process and releases it when that process ends, however it ends (kill -9, the
+OOM killer), so there is no staleness to judge and nothing to take over: no race between
+two starters, no PID reuse, no confusion between containers that share a hostname. The
+file also holds the holder's host, pid and start time, for the refusal message only; it
+stays in place when released (deleting a locked file would let a third starter lock a
+new file while a second still holds the old one).
+
+On NFS, Linux sends `flock` to the server as a byte-range lock (NFSv4, or v3 with lockd):
+one holder across all clients, and a crashed client's lock lapses with its lease (about
+90 s). A mount with `local_lock=flock` or `nolock` keeps locks on each client: there two
+hosts can both search one study, so do not use one for shared results. Object stores have
+no lock at all: a search there warns instead (documented).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from harness._errors import HarnessError
 from harness._record import now
@@ -28,71 +36,44 @@ LOCKS_DIR = "locks"
 
 @contextmanager
 def study_lock(results: Location, study: str, console: Console) -> Iterator[None]:
-    """Hold the study's lock for the block; refuse (HarnessError) while a live search holds it."""
+    """Hold the study's lock for the block; refuse (HarnessError) while another search holds it."""
     if not results.local:
-        console.print(
-            f"[yellow]warning:[/] {results.uri} is an object store, which cannot hold a lock: do not run "
-            f"two searches of study {study!r} into it at once."
-        )
+        console.print(Text(
+            f"warning: {results.uri} is an object store, which cannot hold a lock: do not run two "
+            f"searches of study {study!r} into it at once.", style="yellow",
+        ))  # fmt: skip
         yield
         return
-    path = Path(results.path) / LOCKS_DIR / f"{study}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _acquire(path, study)
+    lock = results / LOCKS_DIR / f"{study}.lock"
+    os.makedirs(lock.parent.path, exist_ok=True)
+    fd = os.open(lock.path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _acquire(path: Path, study: str) -> None:
-    me = {"host": socket.gethostname(), "pid": os.getpid(), "started_at": now().isoformat()}
-    for _ in range(3):  # a stale lock moved aside by us or by another starter: try again
+        _acquire(fd, lock, study)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = _holder(path)
-            if holder is not None and _alive(holder):
-                raise HarnessError(
-                    f"study {study!r} in {path.parent.parent} is being searched by pid {holder.get('pid')} "
-                    f"on {holder.get('host')} since {holder.get('started_at')}; wait for it to end, or use "
-                    f"another --study or --results. If that search is gone (its host is down), remove {path}."
-                ) from None
-            _move_aside(path)
-            continue
-        with os.fdopen(fd, "w") as stream:
-            json.dump(me, stream)
-        return
-    raise HarnessError(f"{path}: could not take the study's lock; another search is starting. Try again.")
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # no holder to name; the kernel lock ends with the close below
+    finally:
+        os.close(fd)
 
 
-def _holder(path: Path) -> dict[str, object] | None:
-    """The lock's holder, or None when the file is gone or unreadable (a torn write: stale)."""
+def _acquire(fd: int, lock: Location, study: str) -> None:
     try:
-        holder = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return holder if isinstance(holder, dict) else None
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise HarnessError(
+            f"study {study!r} in {lock.parent.parent} is being searched by {_holder(lock)}; wait for it to "
+            "end, or use another --study or --results."
+        ) from None
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "started_at": now().isoformat()}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(me).encode(), 0)
 
 
-def _alive(holder: dict[str, object]) -> bool:
-    """Whether the holder may still run: on another host we cannot tell, so assume it does."""
-    if holder.get("host") != socket.gethostname():
-        return True
+def _holder(lock: Location) -> str:
+    """Who holds the lock, from its file: a search that has just started has not written it yet."""
     try:
-        os.kill(int(str(holder.get("pid"))), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
-        return True
-    return True
-
-
-def _move_aside(path: Path) -> None:
-    """Retire a stale lock; only one of several starters succeeds, the others retry."""
-    aside = path.with_name(f".{path.name}.stale-{os.getpid()}")
-    try:
-        os.replace(path, aside)
-    except FileNotFoundError:
-        return
-    aside.unlink(missing_ok=True)
+        holder = json.loads(lock.read_text())
+        return f"pid {holder['pid']} on {holder['host']} since {holder['started_at']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a search that is starting"
