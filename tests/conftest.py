@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pickle
 import socket
@@ -32,6 +33,21 @@ SMALL_SPACE = {
     "learning_rate": {"type": "float", "low": 3e-3, "high": 1e-2, "log": True},
     "batch_size": 64,
 }
+
+
+def missing(*modules: str, extra: str) -> str | None:
+    """Why a test of an optional extra cannot run here (packages looked for, not imported), or None."""
+    absent = [m for m in modules if importlib.util.find_spec(m) is None]
+    return f"{', '.join(absent)} not installed: pip install -e '.[{extra}]'" if absent else None
+
+
+def needs(*modules: str, extra: str) -> pytest.MarkDecorator:
+    """Skip with the reason where an optional extra is absent, instead of failing."""
+    reason = missing(*modules, extra=extra)
+    return pytest.mark.skipif(reason is not None, reason=reason or "")
+
+
+needs_jax = needs("jax", extra="jax")
 
 
 @pytest.fixture(scope="session")
@@ -169,21 +185,35 @@ class S3:
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3]:
-    """moto's server on a free port for the session; its variables are not set in this process."""
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
+    """moto's server on a free port for the session; its variables are not set in this process.
+
+    Skipped with the reason without moto's server (flask) or boto3; a server that exits fails
+    at once, with its log, instead of after the wait.
+    """
+    reason = missing("moto", "flask", "boto3", extra="test")
+    if reason:
+        pytest.skip(f"the S3 tests need moto's server: {reason}")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     deadline = time.time() + 60
-    while time.time() < deadline:
+    while True:
+        if server.poll() is not None:
+            pytest.fail(f"moto's server exited ({server.returncode}): {log.read_text()[-3000:]}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             break
         except OSError:
+            if time.time() > deadline:
+                server.kill()
+                pytest.fail(f"moto's server did not listen on port {port} in 60 s: {log.read_text()[-3000:]}")
             time.sleep(0.2)
     env = {
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
+from typing import Any
 
 import pytest
-from conftest import run_cli
+from conftest import needs_jax, run_cli
 
 from harness import ArgumentError, HarnessError, load_spec, run_search
 from harness import _devices as devices
@@ -35,7 +35,9 @@ def test_an_explicit_backend_wins_and_must_be_installed(monkeypatch):
         devices.requested_backend("theano")
 
 
-@pytest.mark.parametrize(("requested", "tried"), [("auto", "jax"), ("tensorflow", "tensorflow")])
+@pytest.mark.parametrize(
+    ("requested", "tried"), [pytest.param("auto", "jax", marks=needs_jax), ("tensorflow", "tensorflow")]
+)
 def test_fake_gpus_stop_a_search_before_anything_is_written(
     tmp_path, fake_gpu_ray, write_spec, monkeypatch, requested, tried
 ):
@@ -65,35 +67,78 @@ def test_the_cli_exits_2_naming_the_fix_on_a_cluster_started_with_fake_gpus(tmp_
     assert not (tmp_path / "r" / "leaderboard").exists()
 
 
-def test_each_backend_is_capped_at_its_share_of_the_card_inside_a_ray_worker(fake_gpu_ray):
+def test_a_trial_s_first_run_caps_its_backend_at_its_share_of_the_card_inside_a_ray_worker(fake_gpu_ray):
+    """In a fresh Ray worker holding a share of a fake GPU, the setup a trial's first run does
+    (`run_trial`): its environment, then `configure_worker`, whose `GpuMemory.apply()` caps the
+    backend. Only the hardware is faked, at the backend's edge: TensorFlow and torch list the card
+    Ray assigned (CUDA_VISIBLE_DEVICES), NVML reports `cards_mb`; what the backend is told is recorded."""
     import ray
 
-    def _memory_settings(backend: str) -> dict[str, object]:
-        """Inside a Ray worker holding a share of a GPU: what a trial's first run sets up from it."""
+    cards_mb = {0: 81559.0, 1: 40960.0}
+
+    def first_run(backend: str) -> dict[str, object]:
+        import importlib.util
         import os
+        import sys
+        from types import ModuleType, SimpleNamespace
 
-        import ray
-
-        from harness._devices import GpuMemory
-        from harness._trial import worker_env
+        from harness import _trial
 
         share = ray.get_runtime_context().get_assigned_resources()["GPU"]
-        os.environ.update(worker_env(backend, 1, share))
-        memory = GpuMemory.for_share(backend, share)
-        return {
-            "fraction": memory.fraction,
-            "jax_env": os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION"),
-            "tf_growth": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH"),
-        }
+        os.environ.update(_trial.worker_env(backend, 1, share))
+        visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d]
+        told: list[tuple[object, ...]] = []
+        sys.modules["pynvml"] = nvml = ModuleType("pynvml")  # the `gpu` extra's NVML binding
+        nvml.nvmlInit, nvml.nvmlDeviceGetHandleByIndex = (lambda: None), (lambda index: index)
+        nvml.nvmlDeviceGetMemoryInfo = lambda card: SimpleNamespace(total=int(cards_mb[card] * 2**20))
+        if backend == "tensorflow":
+            import tensorflow as tf
 
-    for backend, (share, fraction) in itertools.product(
-        ("jax", "tensorflow", "torch"), ((1.0, 0.9), (0.5, 0.45), (0.25, 0.225))
-    ):
-        task = ray.remote(num_cpus=0, num_gpus=share, max_calls=1)(_memory_settings)
-        seen = ray.get(task.remote(backend), timeout=120)
-        assert seen["fraction"] == pytest.approx(fraction)
-        assert seen["jax_env"] == (f"{fraction:g}" if backend == "jax" else None)
-        assert seen["tf_growth"] is None  # a memory limit, not growth: packed trials cannot starve each other
+            gpus = [tf.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU") for i in range(len(visible))]
+            listed = tf.config.list_physical_devices
+            tf.config.list_physical_devices = lambda kind=None: gpus if kind == "GPU" else listed(kind)
+            tf.config.set_logical_device_configuration = lambda gpu, configs: told.append(
+                ("limit_mb", gpu.name, [c.memory_limit for c in configs])
+            )
+            tf.config.experimental.set_memory_growth = lambda gpu, on: told.append(("growth", gpu.name, on))
+        elif backend == "torch":
+            sys.modules["torch"] = torch = ModuleType("torch")
+            torch.set_num_threads = lambda n: None
+            torch.cuda = SimpleNamespace(
+                device_count=lambda: len(visible), is_available=lambda: bool(visible),
+                set_per_process_memory_fraction=lambda part, index: told.append(("fraction", index, part)),
+            )  # fmt: skip
+        _trial.configure_worker(1, share)
+        seen: dict[str, object] = {"share": share, "visible": visible, "told": told, "env": dict(os.environ)}
+        if backend == "jax" and importlib.util.find_spec("jaxlib"):
+            from jaxlib import xla_client  # what JAX hands its CUDA plugin when its GPU backend starts
+
+            seen["jax_gpu_options"] = xla_client.generate_pjrt_gpu_plugin_options()
+        return seen
+
+    for backend, share, fraction in [("jax", 0.25, 0.225), ("tensorflow", 0.5, 0.45), ("torch", 1.0, 0.9)]:
+        task = ray.remote(num_cpus=0, num_gpus=share, max_calls=1)(first_run)
+        _check_cap(ray.get(task.remote(backend), timeout=300), backend, share, fraction, cards_mb)
+
+
+def _check_cap(
+    seen: dict[str, Any], backend: str, share: float, fraction: float, cards_mb: dict[int, float]
+) -> None:
+    assert seen["share"] == share and len(seen["visible"]) == 1
+    card = int(seen["visible"][0])  # the card Ray assigned: a limit in MB follows its memory
+    env = seen["env"]
+    assert "TF_FORCE_GPU_ALLOW_GROWTH" not in env  # a cap, not growth: packed trials cannot starve each other
+    if backend == "jax":  # JAX reads its cap from the environment when its GPU backend starts
+        assert env["XLA_PYTHON_CLIENT_MEM_FRACTION"] == f"{fraction:g}" and seen["told"] == []
+        if "jax_gpu_options" in seen:  # with jaxlib: what its CUDA plugin is given
+            options = seen["jax_gpu_options"]
+            assert options["memory_fraction"] == pytest.approx(fraction) and options["preallocate"] is False
+    else:
+        assert "XLA_PYTHON_CLIENT_MEM_FRACTION" not in env
+    if backend == "tensorflow":  # a hard limit on each visible card, set before TF first uses it
+        assert seen["told"] == [("limit_mb", "/physical_device:GPU:0", [int(fraction * cards_mb[card])])]
+    if backend == "torch":
+        assert seen["told"] == [("fraction", 0, pytest.approx(fraction))]
 
 
 def test_out_of_memory_errors_are_recognised_from_each_backend_s_own_types():

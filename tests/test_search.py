@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SMALL_SPACE, run_cli
+from conftest import SMALL_SPACE, needs_jax, run_cli
 from PIL import Image
 
 from harness import ArgumentError, load_curves, load_leaderboard, load_spec, run_search
@@ -107,6 +107,7 @@ def test_a_trial_out_of_memory_is_a_failed_row_naming_the_fix_and_the_search_goe
     assert small["status"] == "completed"
 
 
+@needs_jax
 def test_jax_trials_compile_into_a_cache_the_next_search_reuses(tmp_path, write_spec):
     path = write_spec(search={"trials": 1, "max_epochs": 1, "scheduler": {"name": "none"}})
     cache = tmp_path / "jax-cache"
@@ -221,10 +222,7 @@ def test_resume_without_a_run_is_a_clear_error(tmp_path, write_spec):
     assert not (tmp_path / "r" / "leaderboard").exists()
 
 
-@pytest.mark.skipif(
-    subprocess.run([sys.executable, "-c", "import jax"], capture_output=True).returncode != 0,
-    reason="JAX is not installed (pip install -e .[jax])",
-)
+@needs_jax
 def test_jax_backend_runs_trials(tmp_path, write_spec):
     path = write_spec(search={"trials": 2, "max_epochs": 1, "scheduler": {"name": "none"}})
     out = run_cli("search", str(path), "--backend", "jax", "--results", str(tmp_path / "r"),

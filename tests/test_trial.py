@@ -53,7 +53,9 @@ def test_worker_env_sets_backend_threads_and_a_node_local_compile_cache(monkeypa
     assert env["KERAS_BACKEND"] == "jax" and env["OMP_NUM_THREADS"] == "2"
     assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in env
     assert env["JAX_COMPILATION_CACHE_DIR"].startswith(tempfile.gettempdir())
-    assert "TF_FORCE_GPU_ALLOW_GROWTH" not in env  # GPU trials get a memory limit instead
+    gpu = worker_env("jax", 2, 0.5)  # half a card: JAX's pool may take 0.9 of that (test_devices applies it)
+    assert gpu["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.45" and gpu["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert "XLA_PYTHON_CLIENT_MEM_FRACTION" not in worker_env("tensorflow", 2, 0.5)  # TF's cap is an API call
 
 
 def raised(fn) -> Exception:
