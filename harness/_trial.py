@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -50,8 +51,6 @@ if TYPE_CHECKING:
     from harness._spec import Bound
 
 _configured = False
-JAX_CACHE_DIR = str(Path(tempfile.gettempdir()) / "harness-jax-cache")
-"""Node-local (evaluated where the worker runs), shared by the node's workers and searches."""
 TRAINING_LIBRARIES = frozenset({"keras", "tensorflow", "jax", "jaxlib", "torch", "optree", "numpy"})
 """Packages a failure of the user's configuration is raised from while training (shapes, memory)."""
 
@@ -441,13 +440,29 @@ def worker_env(backend: str, cpus: float | None = None, gpus: float = 0.0) -> di
         threads = str(max(1, int(cpus)))
         env["OMP_NUM_THREADS"] = threads
         env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false" if threads == "1" else ""
-        env["JAX_COMPILATION_CACHE_DIR"] = os.environ.get("JAX_COMPILATION_CACHE_DIR") or JAX_CACHE_DIR
+        env["JAX_COMPILATION_CACHE_DIR"] = os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax_cache_dir()
         env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = os.environ.get(
             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0"
         )
     if gpus:
         env.update(GpuMemory.for_share(backend, gpus).env())
     return env
+
+
+def jax_cache_dir() -> str:
+    """The node's JAX compile cache for this user: `$TMPDIR/harness-jax-cache-<uid>`, made 0700.
+
+    Programs loaded from it run as the trial, so a cache others can write is code they can
+    run as us: one that someone else owns or opened up (planted at the predictable path) is
+    not used; this process then compiles into a private folder of its own instead.
+    """
+    uid = os.getuid()
+    path = Path(tempfile.gettempdir()) / f"harness-jax-cache-{uid}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    st = path.lstat()
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == uid and not st.st_mode & 0o077:
+        return str(path)
+    return tempfile.mkdtemp(prefix=f"harness-jax-cache-{uid}-")
 
 
 def _stop_requested() -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import tempfile
+from pathlib import Path
 
 import keras
 import pytest
@@ -10,7 +13,15 @@ import pytest
 from harness import ErrorKind, TrialFailed, TrialStatus
 from harness._data import load_dataset
 from harness._spec import DatasetSpec
-from harness._trial import TrialContext, _Attempt, classify, selected_epoch, trial_seed, worker_env
+from harness._trial import (
+    TrialContext,
+    _Attempt,
+    classify,
+    jax_cache_dir,
+    selected_epoch,
+    trial_seed,
+    worker_env,
+)
 
 
 def stopper_after(values: list[float], **kwargs) -> keras.callbacks.EarlyStopping:
@@ -52,7 +63,9 @@ def test_worker_env_sets_backend_threads_and_a_node_local_compile_cache(monkeypa
     env = worker_env("jax", 2)
     assert env["KERAS_BACKEND"] == "jax" and env["OMP_NUM_THREADS"] == "2"
     assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in env
-    assert env["JAX_COMPILATION_CACHE_DIR"].startswith(tempfile.gettempdir())
+    cache = Path(env["JAX_COMPILATION_CACHE_DIR"])
+    assert cache.parent == Path(tempfile.gettempdir()) and cache.name == f"harness-jax-cache-{os.getuid()}"
+    assert cache.stat().st_uid == os.getuid() and stat.S_IMODE(cache.stat().st_mode) == 0o700
     gpu = worker_env("jax", 2, 0.5)  # half a card: JAX's pool may take 0.9 of that (test_devices applies it)
     assert gpu["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.45" and gpu["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
     assert "XLA_PYTHON_CLIENT_MEM_FRACTION" not in worker_env("tensorflow", 2, 0.5)  # TF's cap is an API call
@@ -100,3 +113,14 @@ def test_an_impossible_architecture_is_a_user_failure_without_traceback(context,
     report = _Attempt(config, data, context, "t2", cpus=1).run()
     assert report.record.error_kind is ErrorKind.USER and report.traceback is None
     assert report.record.hyperparameters == {"conv_blocks": 1, "padding": "valid", "kernel_size": 11}
+
+
+def test_a_jax_cache_others_can_write_is_never_used(tmp_path, monkeypatch):
+    """Programs in the cache run as the trial: one planted at the predictable path is passed over."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    planted = tmp_path / f"harness-jax-cache-{os.getuid()}"
+    planted.mkdir()
+    planted.chmod(0o777)
+    chosen = Path(jax_cache_dir())
+    assert chosen != planted and chosen.parent == tmp_path
+    assert stat.S_IMODE(chosen.stat().st_mode) == 0o700
