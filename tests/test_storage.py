@@ -7,9 +7,18 @@ import stat
 from pathlib import Path
 
 import pytest
+from pyarrow.fs import S3FileSystem
 
 from harness import ArgumentError
-from harness._storage import Location, atomic_write, copy_file, filesystem, staged_dir, write_text
+from harness._storage import (
+    Location,
+    atomic_write,
+    copy_file,
+    filesystem,
+    staged_dir,
+    storage_env,
+    write_text,
+)
 
 
 def test_write_replaces_the_target_and_leaves_no_temp_file(tmp_path):
@@ -101,3 +110,25 @@ def test_a_rename_is_made_durable_by_syncing_its_folder(tmp_path, monkeypatch):
     with staged_dir(tmp_path / "export"):
         pass
     assert synced[-1] is True
+
+
+@pytest.mark.parametrize("uri", ["s3://AKIDEXAMPLE:sentinel-secret@bucket/run", "s3://sentinel-secret@bucket/r"])
+def test_a_uri_carrying_credentials_is_refused_without_echoing_them(uri):
+    with pytest.raises(ArgumentError, match="must not carry credentials") as refused:
+        Location.of(uri)
+    assert "sentinel-secret" not in str(refused.value) and "***@bucket" in str(refused.value)
+
+
+def test_only_non_secret_settings_of_an_object_store_reach_ray(tmp_path, monkeypatch):
+    """Ray writes its runtime environment into logs every user of the cluster can read."""
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "AZURE_STORAGE_KEY",
+                 "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_STORAGE_SAS_TOKEN", "GCS_PASSWORD"):  # fmt: skip
+        monkeypatch.setenv(name, "sentinel-secret")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    store = Location("s3://bucket/run", S3FileSystem(anonymous=True), "bucket/run")  # never opened
+    forwarded = storage_env(store)
+    assert forwarded["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9000"
+    assert forwarded["AWS_DEFAULT_REGION"] == "eu-west-1"
+    assert "sentinel-secret" not in forwarded.values()
+    assert storage_env(Location.of(tmp_path)) == {}  # local results: nothing to forward
