@@ -13,7 +13,7 @@ from rich.console import Console
 
 from harness._errors import SpecError
 from harness._search import run_search
-from harness._spec import SearchSpec, describe_error, load_spec
+from harness._spec import OverrideError, SearchSpec, describe_error, load_spec
 from harness._storage import Location, Results, atomic_write, write_text
 
 
@@ -55,8 +55,11 @@ def load_suite(path: str | Path) -> tuple[BenchSuite, dict[str, dict[str, Search
             overrides = {**suite.overrides, **task.overrides, **getattr(task, f"{kind}_overrides")}
             if kind == "baseline":
                 overrides.pop("search.trials", None)  # a baseline is one fixed trial
-            spec = load_spec(path.parent / file).with_overrides(**overrides)
-            specs[task.name][kind] = spec.with_overrides(study=f"{suite.name}.{task.name}.{kind}")
+            try:
+                spec = load_spec(path.parent / file).with_overrides(**overrides)
+                specs[task.name][kind] = spec.with_overrides(study=f"{suite.name}.{task.name}.{kind}")
+            except OverrideError as exc:  # a value of the suite file, not of a command-line flag
+                raise SpecError(f"{path}: task {task.name}, {kind} overrides: {exc}") from None
     return suite, specs
 
 

@@ -263,7 +263,7 @@ def predict_images(
             raise ExportError(f"{image}: not a readable image ({exc}).") from None
     keras = _import_keras(card["versions"].get("backend"))
     with (folder / "model.keras").as_local_file() as path:
-        model = keras.saving.load_model(path)
+        model = _load_without_code(keras, path, model_dir)
     probs = model.predict(np.stack(batch), verbose=0)
     names = card["dataset"]["class_names"]
     results = []
@@ -271,3 +271,18 @@ def predict_images(
         order = np.argsort(p)[::-1][:top]
         results.append(Prediction(str(image), [(names[i], float(p[i])) for i in order]))
     return results
+
+
+def _load_without_code(keras: Any, path: Any, model_dir: str | Path | Location) -> Any:
+    """A model file in Keras' safe mode: one holding Python code (a `Lambda` layer) could run
+    anything when loaded, so it is refused with a message, never loaded with safe mode off."""
+    try:
+        return keras.saving.load_model(path)
+    except ValueError as exc:
+        if "safe_mode" not in str(exc):
+            raise
+        raise ExportError(
+            f"--model {model_dir}: model.keras holds Python code (a Lambda layer); harness will not "
+            "load arbitrary code from a model file. Export a model without Lambda layers (e.g. with "
+            "`harness export`)."
+        ) from None

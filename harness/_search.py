@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.text import Text
 
 from harness._data import Dataset, load_dataset
 from harness._devices import choose_backend, provisional_backend, requested_backend
@@ -298,22 +299,40 @@ def _define_by_run(trial: optuna.Trial, space: dict[str, Any]) -> dict[str, Any]
 
 
 def _report_end(spec: SearchSpec, frame: pd.DataFrame, run_dir: Location, console: Console) -> None:
-    """Say what is unfinished, and surface harness' own failures (raised under HARNESS_STRICT=1)."""
+    """Say what is unfinished, and surface harness' own failures: a run whose every trial failed
+    inside harness says nothing about its space, so it raises InternalError (the CLI's exit 1);
+    under HARNESS_STRICT=1 (the tests) any such failure raises, with every traceback."""
     from harness._recorder import ERRORS_DIR
 
-    recorded = int((frame["run_id"] == run_dir.name).sum()) if not frame.empty else 0
-    if recorded < spec.search.trials and spec.search.time_budget_s is None:
+    rows = frame[frame["run_id"] == run_dir.name] if not frame.empty else frame
+    if len(rows) < spec.search.trials and spec.search.time_budget_s is None:
         console.print(
-            f"[yellow]Stopped after {recorded} of {spec.search.trials} trials; continue with "
+            f"[yellow]Stopped after {len(rows)} of {spec.search.trials} trials; continue with "
             "`harness search SPACE.yaml --resume`.[/]"
         )
-    internal = (run_dir / ERRORS_DIR).files(".txt")
-    if not internal:
-        return
-    console.print(
-        f"[bold yellow]warning:[/] {len(internal)} trial(s) failed inside harness itself (error_kind "
-        f"internal), not because of their configuration; tracebacks: {run_dir / ERRORS_DIR}. "
-        "Please report them."
-    )
-    if os.environ.get("HARNESS_STRICT") == "1":
+    errors = run_dir / ERRORS_DIR
+    internal = errors.files(".txt")
+    if internal and os.environ.get("HARNESS_STRICT") == "1":
         raise InternalError("\n\n".join(f"{p.name.removesuffix('.txt')}:\n{p.read_text()}" for p in internal))
+    if not rows.empty and (rows["error_kind"] == "internal").all():
+        raise InternalError(_all_internal(rows, errors))
+    if internal:
+        console.print(
+            Text.assemble(("warning:", "bold yellow"), f" {len(internal)} trial(s) failed inside harness "
+            f"itself (error_kind internal), not because of their configuration; tracebacks: {errors}. "
+            "Please report them.")
+        )  # fmt: skip
+
+
+def _all_internal(rows: pd.DataFrame, errors: Location) -> str:
+    """The message of a run whose every trial failed inside harness: how many, and the first
+    one's exception (its traceback's last line, else its row's error)."""
+    first = rows.sort_values("started_at").iloc[0]
+    traceback = errors / f"{first['trial_id']}.txt"
+    text = traceback.read_text() if traceback.is_file() else str(first["error"])
+    last = next((line for line in reversed(text.splitlines()) if line.strip()), "no error recorded")
+    return (
+        f"all {len(rows)} trial(s) of run {first['run_id']} failed inside harness itself (error_kind "
+        f"internal), not because of their configuration; the first ({first['trial_id']}): {last.strip()}. "
+        f"Their rows are kept in the leaderboard; tracebacks: {errors}. Please report them."
+    )

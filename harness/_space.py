@@ -8,6 +8,7 @@ leaderboard's fixed `hp_*` columns, so no other module hard-codes parameter name
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,13 @@ MAX_BLOCKS = 8
 """Most conv blocks a space may ask for; fixes the leaderboard's per-block columns."""
 MAX_DENSE = 4
 """Most hidden dense layers; `dense_units` may be sampled per dense layer."""
+MAX_FILTERS = 16384
+"""Most filters of a conv. Two 3x3 convs of 16384 filters hold 2.4G weights (~40 GB with
+Adam's slots and gradients), about what one large GPU fits; above, memory runs out."""
+MAX_UNITS = 65536
+"""Most units of a dense layer: 65536 into 65536 is 4.3G weights (~70 GB while training)."""
+MAX_KERNEL = 4096
+"""Largest conv kernel side: no image is larger (`dataset.image_size`, 4096 per side)."""
 
 Kind = Literal["int", "float", "bool", "str"]
 Value = int | float | bool | str
@@ -56,8 +64,8 @@ BLOCK, DENSE = "conv_blocks", "dense_layers"
 GROUP_SIZES = {BLOCK: MAX_BLOCKS, DENSE: MAX_DENSE}
 PARAMETERS: dict[str, Parameter] = {
     "conv_blocks": Parameter("int", 2, low=1, high=MAX_BLOCKS, help="number of conv blocks"),
-    "filters": Parameter("int", 32, BLOCK, low=1, help="filters of each conv"),
-    "kernel_size": Parameter("int", 3, BLOCK, low=1, help="conv kernel size"),
+    "filters": Parameter("int", 32, BLOCK, low=1, high=MAX_FILTERS, help="filters of each conv"),
+    "kernel_size": Parameter("int", 3, BLOCK, low=1, high=MAX_KERNEL, help="conv kernel size"),
     "convs_per_block": Parameter("int", 1, BLOCK, low=1, high=4),
     "padding": Parameter("str", "same", BLOCK, help="same | valid | per conv: same,valid"),
     "batch_norm": Parameter("bool", False, BLOCK, help="BatchNorm after each conv"),
@@ -67,7 +75,9 @@ PARAMETERS: dict[str, Parameter] = {
     "activation": Parameter("str", "relu", choices=("relu", "elu", "gelu", "selu", "swish", "tanh")),
     "head": Parameter("str", "flatten", choices=("flatten", "global_avg", "global_max")),
     "dense_layers": Parameter("int", 1, low=0, high=MAX_DENSE, help="hidden dense layers"),
-    "dense_units": Parameter("int", 128, DENSE, low=0, help="units per dense layer; 0 = none"),
+    "dense_units": Parameter(
+        "int", 128, DENSE, low=0, high=MAX_UNITS, help="units per dense layer; 0 = none"
+    ),
     "dense_dropout": Parameter(
         "float", None, low=0.0, high=0.95, help="after the last dense layer; default: last block's"
     ),
@@ -119,6 +129,8 @@ def _check_value(name: str, value: Any, what: str) -> None:
         expected = {"int": "an integer", "float": "a number", "bool": "true or false"}
         allowed = expected.get(param.kind) or f"one of {list(param.choices or ())}"
         raise ValueError(f"{what} must be {allowed}; got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number; got {value!r}")
     if name == "padding" and not PADDING.match(value):
         raise ValueError(f"{what} must be same, valid, or one per conv like same,valid; got {value!r}")
     if param.choices is not None and value not in param.choices:
@@ -253,11 +265,7 @@ def validate_space(raw: Mapping[str, Any]) -> dict[str, Any]:
         try:
             space[name] = parse_entry(name, value)
         except ValidationError as exc:
-            details = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg'].removeprefix('Value error, ')}"
-                for e in exc.errors()
-            )
-            raise ValueError(f"{name}: {details}") from None
+            raise ValueError(f"{name}: {'; '.join(_describe(e) for e in exc.errors())}") from None
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
     for name, value in space.items():
@@ -265,7 +273,20 @@ def validate_space(raw: Mapping[str, Any]) -> dict[str, Any]:
         most = max_count(space, group) if group else 0
         if isinstance(value, list) and len(value) < most:
             raise ValueError(f"{name} lists {len(value)} per-block values but {group} can be {most}")
+        if isinstance(value, list) and len(value) > most:  # the extra values would never be used
+            raise ValueError(
+                f"{name} lists {len(value)} per-block values but {group} is at most {most} in this "
+                f"space; give one value per {'block' if group == BLOCK else 'dense layer'}"
+            )
     return space
+
+
+def _describe(error: Any) -> str:
+    """A distribution's Pydantic error as `field: message (got value)`."""
+    where = ".".join(map(str, error["loc"])) or "entry"
+    msg = error["msg"].removeprefix("Value error, ")
+    got = "" if error["type"] == "value_error" else f" (got {error.get('input')!r})"
+    return f"{where}: {msg}{got}"
 
 
 def sampled(space: Mapping[str, Any]) -> frozenset[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -20,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from harness._errors import SpecError
+from harness._errors import ArgumentError, SpecError
 from harness._points import point_params
 from harness._space import CategoricalDist, FloatDist, IntDist, validate_space
 from harness._storage import Location, Results, write_text
@@ -40,8 +41,16 @@ MIXED_ON_CPUS = (
 )
 
 
+MAX_IMAGE_SIDE = 4096
+"""Most pixels per side of `dataset.image_size`: datasets are held in memory, and 1,000 RGB
+images of 4096x4096 are already 50 GB; common vision inputs are at most 1024 per side."""
+MAX_SEED = 2**32 - 1
+"""NumPy's and scikit-learn's seeds are unsigned 32-bit integers."""
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN or infinity is never a meaningful setting (null means "no limit"); refused, not guessed.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DatasetSpec(_Strict):
@@ -63,9 +72,21 @@ class DatasetSpec(_Strict):
     @field_validator("image_size")
     @classmethod
     def _positive(cls, size: tuple[int, int] | None) -> tuple[int, int] | None:
-        if size is not None and min(size) < 1:
-            raise ValueError(f"image_size must be two positive integers [h, w]; got {size}")
+        if size is not None and (min(size) < 1 or max(size) > MAX_IMAGE_SIDE):
+            raise ValueError(
+                f"image_size must be two integers [h, w], each from 1 to {MAX_IMAGE_SIDE}; got {list(size)}"
+            )
         return size
+
+    @model_validator(mode="after")
+    def _path_for_image_folder_only(self) -> DatasetSpec:
+        """A built-in dataset is found by name: a path there would be silently ignored."""
+        if self.path is not None and self.name != "image_folder":
+            raise ValueError(
+                f"dataset.path is only for image_folder; got path {self.path!r} with name {self.name}. "
+                "Remove it, and use --data-dir / HARNESS_DATA_DIR for built-in datasets"
+            )
+        return self
 
     @property
     def label(self) -> str:
@@ -124,7 +145,7 @@ class SearchSettings(_Strict):
     trials: int = Field(20, ge=1)
     max_epochs: int = Field(10, ge=1)
     sampler: Sampler = "tpe"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     scheduler: Scheduler = Scheduler()
     max_concurrent: int | None = Field(None, ge=1)
     time_budget_s: float | None = Field(None, gt=0)
@@ -283,7 +304,35 @@ class SearchSpec(_Strict):
                     raise SpecError(f"override {dotted}: {part} is {node.get(part)!r}, not a mapping.")
                 node = node.setdefault(part, {})
             node[leaf] = value
-        return _validate(data, "overrides")
+        try:
+            return SearchSpec.model_validate(data)
+        except ValidationError as exc:
+            given = [dotted for dotted, value in overrides.items() if value is not None]
+            raise _override_error(exc, given) from None
+
+
+OVERRIDE_EXPECTED = {
+    "resources.cpus_per_trial": "must be a positive number or auto",
+    "resources.gpus_per_trial": "must be a number >= 0 or auto",
+}
+"""What an override allows, where Pydantic's words would name its types (float | 'auto')."""
+
+
+class OverrideError(ArgumentError, SpecError):
+    """A bad `with_overrides` value: an ArgumentError naming `spec.<dotted path>`, which the
+    CLI renames to its flag (`--cpus-per-trial`), and still a SpecError."""
+
+
+def _override_error(exc: ValidationError, given: list[str]) -> SpecError:
+    """The first error about an overridden field as an OverrideError; others as before."""
+    for error in exc.errors():
+        loc = _location(error)
+        dotted = next((d for d in given if loc == d or loc.startswith(d + ".")), None)
+        if dotted is not None and error["type"] != "extra_forbidden":
+            msg = error["msg"].removeprefix("Value error, ")
+            expected = OVERRIDE_EXPECTED.get(dotted) or re.sub(r"^\w+ should ", "must ", msg)
+            return OverrideError(f"spec.{dotted}", expected, error["input"])
+    return SpecError("overrides: " + "; ".join(describe_error(e) for e in exc.errors()))
 
 
 def save_spec(spec: SearchSpec, results_dir: Results) -> Location:
@@ -310,14 +359,41 @@ def _load(path: Path, *, nested: bool) -> SearchSpec:
     if not path.is_file():
         raise SpecError(f"{path}: no such file. Pass the path of a search space YAML file.")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
     except UnicodeDecodeError:
         raise SpecError(f"{path}: not UTF-8 text; save the search space as a UTF-8 YAML file.") from None
+    except _DuplicateKey as exc:
+        raise SpecError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: the top level must be a mapping with study, dataset, space.")
     return _validate(raw, str(path), {"base_dir": str(path.parent), "nested": nested})
+
+
+class _DuplicateKey(Exception):
+    """A key given twice in one YAML mapping."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML is untyped
+    """PyYAML's safe loader, refusing a key given twice in one mapping at any depth: plain
+    YAML keeps the last one silently, so a second `space:` would replace the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` then a key overrides the merged one: allowed
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise _DuplicateKey(
+                    f"line {line}: key {key!r} is given twice in one mapping (first on line "
+                    f"{seen[key]}); YAML would keep only the last. Keep one."
+                )
+            seen.setdefault(key, line)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 def _fixed_space(path: Path, index: int) -> dict[str, Any]:
@@ -341,11 +417,16 @@ def _validate(raw: dict[str, Any], source: str, context: dict[str, Any] | None =
         raise SpecError(f"{source}: " + "; ".join(describe_error(e) for e in exc.errors())) from None
 
 
-def describe_error(error: Any) -> str:
-    """One readable line per Pydantic error: `field.path: message (got: value)`."""
-    loc = ".".join(
+def _location(error: Any) -> str:
+    """A Pydantic error's field path, without the names of validators or union members."""
+    return ".".join(
         str(p) for p in error["loc"] if not str(p).startswith("function-") and p not in (_ONE, _MANY)
     )
+
+
+def describe_error(error: Any) -> str:
+    """One readable line per Pydantic error: `field.path: message (got: value)`."""
+    loc = _location(error)
     msg = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return f"{loc}: unknown field; check the spelling against DESIGN.md's schema"

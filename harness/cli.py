@@ -11,11 +11,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from harness import (
     ArgumentError,
     DryRun,
     HarnessError,
+    InternalError,
     evaluate_trial,
     export_trial,
     load_leaderboard,
@@ -156,9 +158,10 @@ def _print_dry_run(result: DryRun) -> None:
     console.print(f"spec: valid ({spec.study}, {spec.search.trials} trials, hash {spec.spec_hash()})")
     console.print(
         f"data: {spec.dataset.label} ({result.data_location}); input {result.input_shape}, "
-        f"{len(result.class_names)} classes"
+        f"{len(result.class_names)} classes",
+        markup=False,  # class names and paths are the user's: `[cat,dog]` is not markup
     )
-    console.print(f"first configuration: {result.first_config}")
+    console.print(f"first configuration: {result.first_config}", markup=False)
     console.print(f"total parameters: {result.params:,}. Dry run: nothing trained or written.")
     if result.feasible is False:
         console.print(
@@ -220,7 +223,7 @@ def leaderboard(
             compact_study(results, name)
     frame = load_leaderboard(results, study)
     for problem in frame.attrs["unreadable"]:  # readers skip them: say so
-        err_console.print(f"[yellow]warning:[/] {problem}", highlight=False)
+        err_console.print(Text.assemble(("warning:", "yellow"), " ", problem), highlight=False)
     if frame.empty:
         where = f" for study {study!r}" if study else ""
         raise HarnessError(f"No leaderboard rows under {results}{where}; run `harness search` first.")
@@ -371,7 +374,7 @@ def predict(
 
     for result in predict_images(model, images, top=top):
         ranked = ", ".join(f"{name} {p:.1%}" for name, p in result.top)
-        console.print(f"{result.image}: {ranked}", highlight=False)
+        console.print(f"{result.image}: {ranked}", highlight=False, markup=False)
 
 
 @app.command()
@@ -396,8 +399,16 @@ def main() -> None:
     try:
         app()  # Typer reports usage errors itself, with exit code 2
     except HarnessError as exc:
-        err_console.print(f"[bold red]error:[/] {_in_cli_words(exc)}", highlight=False, soft_wrap=True)
+        _print_error(_in_cli_words(exc))
         sys.exit(2)
+    except InternalError as exc:  # every trial failed inside harness: its rows are kept
+        _print_error(str(exc))
+        sys.exit(1)
+
+
+def _print_error(message: str) -> None:
+    """`error: MESSAGE`, the message as written: it quotes user input, which may look like markup."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
 
 
 FLAGS = {
@@ -410,6 +421,12 @@ FLAGS = {
     "compare": "--compare",
     "spec.resources.cpus_per_trial": "--cpus-per-trial",
     "spec.resources.gpus_per_trial": "--gpus-per-trial",
+    "spec.search.trials": "--trials",
+    "spec.search.max_epochs": "--max-epochs",
+    "spec.study": "--study",
+    "spec.search.max_concurrent": "--concurrency",
+    "spec.search.time_budget_s": "--time-budget",
+    "spec.search.seed": "--seed",
     "study": "--study",
     "trial": "--trial",
     "rank": "--rank",

@@ -103,7 +103,13 @@ def test_internal_failures_leave_a_traceback_and_fail_strict_runs(recorder, tmp_
     with pytest.raises(InternalError, match="bug:\nTraceback"):
         _report_end(spec, frame, Location.of(run_dir), console=_quiet())
     monkeypatch.setenv("HARNESS_STRICT", "0")
-    _report_end(spec, frame, Location.of(run_dir), console=_quiet())  # warns only
+    with pytest.raises(InternalError, match=r"all 1 trial\(s\) of run run-1 failed inside harness itself"):
+        _report_end(spec, frame, Location.of(run_dir), console=_quiet())  # every trial of the run did
+    done = Trial(
+        "done", last_result={REPORT_KEY: FinalReport(record=make_record(trial_id="done", run_id="run-1"))}
+    )
+    recorder.on_trial_complete(0, [], done)
+    _report_end(spec, load_leaderboard(tmp_path), Location.of(run_dir), console=_quiet())  # warns only
 
 
 def test_a_crashed_worker_becomes_one_failed_row(recorder, tmp_path):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -15,7 +17,7 @@ import pytest
 from conftest import SMALL_SPACE, needs_jax, run_cli
 from PIL import Image
 
-from harness import ArgumentError, load_curves, load_leaderboard, load_spec, run_search
+from harness import ArgumentError, InternalError, load_curves, load_leaderboard, load_spec, run_search
 from harness._storage import Location
 
 pytestmark = pytest.mark.slow
@@ -296,3 +298,35 @@ def test_tensorboard_shows_one_readable_run_per_trial_with_epochs_as_steps(tmp_p
         steps = _events(run)
         assert steps["ray/tune/val_accuracy"] == list(range(1, row.epochs_run + 1))
         assert "_hparams_/session_start_info" in steps  # TensorBoard's HParams view
+
+
+def test_a_search_whose_every_trial_fails_inside_harness_raises_and_the_cli_exits_1(
+    tmp_path, local_ray, write_spec, monkeypatch, capsys
+):
+    """Every trial's model build fails in harness' own code, as a defect would: a config no spec
+    can produce (test_trial's method), from a spec copied past validation; HARNESS_STRICT unset."""
+    from harness import cli
+
+    monkeypatch.delenv("HARNESS_STRICT")
+    search = {"trials": 2, "max_epochs": 1, "sampler": "random", "scheduler": {"name": "none"}}
+    spec = load_spec(write_spec(search=search))
+    broken = spec.model_copy(update={"space": {**spec.space, "optimizer": "bogus"}})  # a KeyError in _model
+    expected = (
+        r"all 2 trial\(s\) of run run-\S+ failed inside harness itself \(error_kind internal\), not "
+        r"because of their configuration; the first \(\w+\): KeyError: 'bogus'\. Their rows are kept"
+    )
+    with pytest.raises(InternalError, match=expected):
+        run_search(broken, results_dir=tmp_path / "api")
+    rows = load_leaderboard(tmp_path / "api")
+    assert len(rows) == 2 and rows["error_kind"].eq("internal").all() and rows["status"].eq("failed").all()
+
+    unchecked = SimpleNamespace(with_overrides=lambda **_: broken)  # overrides would re-validate
+    monkeypatch.setattr(cli, "load_spec", lambda path: unchecked)  # the driver's copy; trials run in Ray
+    monkeypatch.setattr(sys, "argv", ["harness", "search", "space.yaml", "--results", str(tmp_path / "cli")])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "error: all 2 trial(s) of run" in err and "Traceback" not in err, err  # after the progress bar
+    assert re.search(expected, err), err
+    assert len(load_leaderboard(tmp_path / "cli")) == 2  # the rows are kept

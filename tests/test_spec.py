@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness._errors import SpecError
+from harness._errors import ArgumentError, SpecError
 from harness._space import CategoricalDist, FloatDist, IntDist
 from harness._spec import SearchSpec, load_spec
 
@@ -241,6 +241,55 @@ BAD = {
         ["conv_blocks"],
         r"<= 8",
     ),
+    "per_block_list_longer_than_blocks": (
+        _set("space.kernel_size", [3, 5, 7, 9]),  # conv_blocks goes up to 3: the 4th is never used
+        ["kernel_size", "conv_blocks"],
+        r"lists 4 per-block values but conv_blocks is at most 3",
+    ),
+    "seed_negative": (_set("search.seed", -1), ["search.seed"], r"greater than or equal to 0 \(got -1\)"),
+    "seed_above_32_bits": (
+        _set("search.seed", 2**32),
+        ["search.seed"],
+        r"less than or equal to 4294967295 \(got 4294967296\)",
+    ),
+    "nan_float_field": (
+        _set("dataset.validation_split", float("nan")),
+        ["dataset.validation_split"],
+        r"finite number \(got nan\)",
+    ),
+    "inf_time_budget": (_set("search.time_budget_s", float("inf")), ["search.time_budget_s"], r"finite.*inf"),
+    "nan_distribution_bound": (
+        _set("space.learning_rate", {"type": "float", "low": float("nan"), "high": 0.1}),
+        ["learning_rate", "low"],
+        r"finite number; got nan",
+    ),
+    "nan_constraint": (
+        _set("constraints", {"params": {"max": float("nan")}}),
+        ["constraints.params.max"],
+        r"finite number \(got nan\)",
+    ),
+    "nan_fixed_value": (_set("space.dropout", float("nan")), ["dropout"], r"finite number; got nan"),
+    "nan_choice": (
+        _set("space.dropout", {"type": "categorical", "choices": [0.1, float("nan")]}),
+        ["dropout"],
+        r"each choice must be a finite number; got nan",
+    ),
+    "filters_beyond_memory": (_set("space.filters", 10**9), ["filters"], r"<= 16384; got 1000000000"),
+    "dense_units_beyond_memory": (
+        _set("space.dense_units", 10**8),
+        ["dense_units"],
+        r"<= 65536; got 100000000",
+    ),
+    "image_size_beyond_memory": (
+        _set("dataset.image_size", [100000, 100000]),
+        ["dataset.image_size"],
+        r"each from 1 to 4096; got \[100000, 100000\]",
+    ),
+    "path_on_a_built_in_dataset": (
+        _set("dataset.path", "my_fashion"),
+        ["dataset.path"],
+        r"only for image_folder; got path 'my_fashion'.*--data-dir / HARNESS_DATA_DIR",
+    ),
 }
 
 
@@ -267,6 +316,32 @@ def test_bad_spec_message_names_the_field(tmp_path, case):
     rest = message.replace(str(path), "")  # tmp_path contains the test's name
     for field in BAD[case][1]:
         assert field in rest, message
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "line", "first"),
+    [
+        ("study: s\ndataset: {name: digits}\nspace: {conv_blocks: 1}\nspace: {filters: 8}\n", "space", 4, 3),
+        ("study: s\ndataset:\n  name: digits\n  validation_split: 0.2\n  validation_split: 0.3\n",
+         "validation_split", 5, 4),
+        ("study: s\ndataset: {name: digits}\nspace:\n  filters: {type: categorical, choices: [8],\n"
+         "            choices: [16]}\n", "choices", 5, 4),
+    ],
+)  # fmt: skip
+def test_a_key_given_twice_is_refused_naming_file_key_and_line(tmp_path, text, key, line, first):
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value) == (
+        f"{path}: line {line}: key {key!r} is given twice in one mapping (first on line {first}); "
+        "YAML would keep only the last. Keep one."
+    )
+
+
+def test_a_yaml_merge_may_still_override_merged_keys(tmp_path):
+    """`<<: *base` then a key of its own is ordinary YAML, not a key given twice."""
+    path = write(tmp_path, "study: s\ndataset: {name: digits}\nsearch: {<<: {trials: 2}, trials: 3}\n")
+    assert load_spec(path).search.trials == 3
 
 
 def test_missing_file_raises_spec_error(tmp_path):
@@ -332,6 +407,19 @@ def test_bad_override_raises_spec_error(tmp_path, override, field):
     with pytest.raises(SpecError) as info:
         spec.with_overrides(**override)
     assert field in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "inf"])
+def test_a_bad_per_trial_override_names_the_flag_and_what_is_allowed(tmp_path, value):
+    from harness.cli import _in_cli_words
+
+    spec = load_spec(write(tmp_path, DESIGN_EXAMPLE))
+    with pytest.raises(SpecError) as info:
+        spec.with_overrides(**{"resources.cpus_per_trial": value})
+    assert isinstance(info.value, ArgumentError)
+    assert _in_cli_words(info.value) == (
+        f"--cpus-per-trial must be a positive number or auto. Received: --cpus-per-trial {value}"
+    )
 
 
 def test_spec_hash_is_stable_across_loads(tmp_path):
