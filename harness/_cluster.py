@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.text import Text
 
 from harness._errors import ArgumentError
+from harness._storage import secret
 
 AUTH_MODE = "RAY_AUTH_MODE"
 
@@ -29,6 +30,7 @@ def init_ray(address: str | None, env: dict[str, str], console: Console) -> list
 
     if not ray.is_initialized():
         _start_ray(address, env, console)
+    _keep_secrets_out_of_trials()
     nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
     return [dict(node["Resources"]) for node in nodes if node["Alive"]]
 
@@ -75,3 +77,14 @@ def token_path() -> Path:
 def _owner_only(path: Path) -> None:
     if path.is_file() and path.stat().st_uid == os.getuid():
         path.chmod(0o600)
+
+
+def _keep_secrets_out_of_trials() -> None:
+    """Ray Tune copies the driver's AWS keys into every trial's runtime environment, which Ray's
+    runtime-env agent writes verbatim into its log (readable by every user of the node). Trials
+    need none of them: a local Ray's workers inherit the driver's environment, and a cluster's
+    nodes hold their own credentials (README, "Security and trust")."""
+    from ray.tune.execution import class_cache
+
+    forwarded = class_cache.ENV_VARS_TO_PROPAGATE
+    class_cache.ENV_VARS_TO_PROPAGATE = {name for name in forwarded if not secret(name)}

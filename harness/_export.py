@@ -17,6 +17,7 @@ import pandas as pd
 
 from harness._data import Dataset, describe, load_dataset
 from harness._errors import ArgumentError, DataError, HarnessError
+from harness._names import check_name
 from harness._query import load_leaderboard, within_params
 from harness._spec import SearchSpec, load_saved_spec
 from harness._storage import Location, Results, staged_dir
@@ -43,6 +44,8 @@ def select_trial(
     """
     if trial is not None and rank is not None:
         raise ArgumentError("rank", "cannot be given with `trial`; specify only one", rank)
+    if trial is not None:
+        check_name("trial", trial)
     frame = within_params(load_leaderboard(results_dir, study), max_params)
     if frame.empty:
         where = f" for study {study!r}" if study else ""

@@ -6,7 +6,6 @@ Ray is imported inside functions only, so `import harness` stays fast for querie
 from __future__ import annotations
 
 import functools
-import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.text import Text
 
+from harness._cluster import init_ray
 from harness._data import Dataset, load_dataset
 from harness._devices import choose_backend, provisional_backend, requested_backend
 from harness._errors import ArgumentError, InternalError
-from harness._keeper import orphaned_models
 from harness._leaderboard import compact
 from harness._lock import study_lock
+from harness._models import orphaned_models
 from harness._progress import LiveProgress
 from harness._query import load_leaderboard
 from harness._resources import Placement, place, trial_resources
@@ -75,8 +75,8 @@ def run_search(
     run_dir = _run_dir(results, spec, resume)
     tracker = _mlflow(mlflow, spec.study)
     data = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
-    env = {**worker_env(provisional_backend(requested)), **storage_env()}  # storage reaches every node
-    placement = place(spec, _init_ray(address, env))
+    env = {**worker_env(provisional_backend(requested)), **storage_env(results)}  # no secrets: Ray logs it
+    placement = place(spec, init_ray(address, env, console))
     auto_gpus = spec.resources.gpus_per_trial == "auto"
     backend = choose_backend(requested, placement.gpus, auto=auto_gpus)  # GPU trials: probed in a worker
     with study_lock(results, spec.study, console):  # checks passed; nothing written yet
@@ -88,12 +88,23 @@ def run_search(
             _fit(_tuner(spec, ctx, data, results, run_dir, resume, placement, tracker), results)
         compact(results, spec.study)
         frame = load_leaderboard(results, spec.study)
-        for orphan in orphaned_models(results, spec.study, frame["model_path"].dropna()):
-            orphan.delete()  # every trial of the study has ended and we hold its lock
+        _sweep(results, spec.study, frame, console)
         frame.attrs["run_id"] = run_dir.name
         frame.attrs["cpus_per_trial"] = placement.cpus
         _report_end(spec, frame, run_dir, console)
         return frame
+
+
+def _sweep(results: Location, study: str, frame: pd.DataFrame, console: Console) -> None:
+    """Remove model files no row names (every trial of the study has ended and we hold its lock),
+    unless some row file could not be read: its model may be one a row still names."""
+    for problem in frame.attrs["unreadable"]:
+        console.print(Text(f"warning: {problem}", style="yellow"))
+    if frame.attrs["unreadable"]:
+        console.print(Text("warning: unused model files were kept: some rows could not be read", "yellow"))
+        return
+    for orphan in orphaned_models(results, study, frame["model_path"].dropna()):
+        orphan.delete()
 
 
 def _fit(tuner: Any, results: Location) -> None:
@@ -150,35 +161,6 @@ def _run_dir(results: Location, spec: SearchSpec, resume: bool) -> Location:
             "same file and options, or start a new run", resume,
         )  # fmt: skip
     return previous[-1]
-
-
-def _init_ray(address: str | None, env: dict[str, str]) -> list[dict[str, float]]:
-    """Start or join Ray (unless the caller already did); each live node's resources."""
-    import ray
-
-    if not ray.is_initialized():
-        _start_ray(address, env)
-    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
-    return [dict(node["Resources"]) for node in nodes if node["Alive"]]
-
-
-def _start_ray(address: str | None, env: dict[str, str]) -> None:
-    import ray
-
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    try:
-        ray.init(
-            address=address,
-            runtime_env={"env_vars": env},
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.ERROR,
-        )
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ArgumentError(
-            "address", f"must name a running Ray cluster (`ray status` on its head node), or be left "
-            f"out to run locally; joining failed with {type(exc).__name__}: {exc}", address,
-        ) from None  # fmt: skip
 
 
 def _ray_storage(location: Location, key: str = "storage_path") -> dict[str, Any]:

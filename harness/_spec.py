@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from harness._errors import ArgumentError, SpecError
+from harness._names import MAX_NAME, NAME_PATTERN
 from harness._points import point_params
 from harness._space import CategoricalDist, FloatDist, IntDist, validate_space
 from harness._storage import Location, Results, write_text
@@ -30,7 +31,6 @@ DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_fold
 DATASETS: tuple[str, ...] = get_args(DatasetName)
 
 
-STUDY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _ONE, _MANY = "(one objective)", "(objectives)"
 """Tags of `objective`'s two forms; left out of error locations."""
 CPU_BFLOAT16_SLOWDOWN = "1.22x"
@@ -153,7 +153,9 @@ class SearchSettings(_Strict):
     max_retries: int = Field(1, ge=0)  # a trial whose worker dies restarts from its last epoch this often
     trial_timeout_s: float | None = Field(None, gt=0)  # a trial running longer fails (stop_reason timeout)
     start_from: list[dict[str, Any]] = Field(default_factory=list)  # evaluated first, never pruned
-    warm_start: list[Annotated[str, Field(pattern=STUDY_PATTERN)]] = Field(default_factory=list)
+    warm_start: list[Annotated[str, Field(pattern=NAME_PATTERN, max_length=MAX_NAME)]] = Field(
+        default_factory=list
+    )
 
     @field_validator("start_from", mode="before")
     @classmethod
@@ -196,7 +198,7 @@ class Resources(_Strict):
 
 
 class SearchSpec(_Strict):
-    study: str = Field(pattern=STUDY_PATTERN, max_length=100)
+    study: str = Field(pattern=NAME_PATTERN, max_length=MAX_NAME)
     dataset: DatasetSpec
     objective: Annotated[
         Annotated[Objective, Tag(_ONE)] | Annotated[list[Objective], Field(min_length=1), Tag(_MANY)],

@@ -289,10 +289,13 @@ def storage_env(results: Location) -> dict[str, str]:
     workers inherit the driver's whole environment."""
     if results.local:
         return {}
-    return {
-        name: value for name, value in os.environ.items()
-        if name.startswith(STORAGE_ENV) and not any(word in name for word in SECRET_WORDS)
-    }  # fmt: skip
+    settings = (name for name in os.environ if name.startswith(STORAGE_ENV) and not secret(name))
+    return {name: os.environ[name] for name in settings}
+
+
+def secret(name: str) -> bool:
+    """Whether an environment variable's name marks it as a credential."""
+    return any(word in name.upper() for word in SECRET_WORDS)
 
 
 def refuse_credentials(argument: str, uri: str) -> None:

@@ -175,6 +175,13 @@ class S3:
             for o in page.get("Contents", [])
         ]
 
+    def read(self, bucket: str, key: str) -> bytes:
+        import boto3
+
+        answer = boto3.client("s3", **self.client_args()).get_object(Bucket=bucket, Key=key)
+        body: bytes = answer["Body"].read()
+        return body
+
     def client_args(self) -> dict[str, str]:
         return {
             "endpoint_url": self.env["AWS_ENDPOINT_URL"],
