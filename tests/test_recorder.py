@@ -80,15 +80,16 @@ def test_a_pruned_trial_keeps_its_best_epoch_and_provenance(recorder, tmp_path):
 
 
 def test_final_reports_are_written_as_sent_and_top_k_is_kept(recorder, tmp_path):
+    models = tmp_path / "models" / "s"
+    models.mkdir(parents=True)
     for name, acc in (("a", 0.7), ("b", 0.9)):
-        model = tmp_path / f"{name}.keras"
-        model.write_text("x")
+        (models / f"{name}.keras").write_text("x")
         trial = Trial(name, last_result={REPORT_KEY: FinalReport(
-            record=make_record(trial_id=name, acc=acc, model_path=str(model)))})  # fmt: skip
+            record=make_record(trial_id=name, acc=acc, model_path=f"models/s/{name}.keras"))})  # fmt: skip
         recorder.on_trial_complete(0, [], trial)
     frame = load_leaderboard(tmp_path).set_index("trial_id")
     assert frame["model_path"].notna().to_dict() == {"b": True, "a": False}
-    assert not (tmp_path / "a.keras").exists()
+    assert not (models / "a.keras").exists() and (models / "b.keras").exists()
 
 
 def test_internal_failures_leave_a_traceback_and_fail_strict_runs(recorder, tmp_path, monkeypatch):
