@@ -25,6 +25,7 @@ from typing import Any
 from leaderboard_scale import fake_record
 
 from harness import TrialStatus
+from harness._models import stored_path
 from harness._record import REPORT_KEY, EpochRecord, EpochReport, FinalReport, Provenance
 from harness._recorder import LeaderboardRecorder, SearchProgress
 from harness._trial import TrialContext
@@ -41,13 +42,15 @@ class SyntheticTrial:
     config: dict[str, Any]
     last_result: dict[str, Any] = field(default_factory=dict)
     error_file: str | None = None
+    placement_group_factory: None = None
+    status: str = "RUNNING"
 
 
 def drive(root: Path, trials: int, keep: int) -> tuple[list[float], list[int]]:
     ctx = TrialContext(study="study_00", run_id="run-1", dataset="fashion_mnist",
                        objective_metric="val_accuracy", objective_mode="max", spec_hash="abc123",
-                       models_dir=str(root / "models"), max_epochs=3, seed=0, early_stopping=None,
-                       cpus=1, env={})  # fmt: skip
+                       models_dir=str(root / "models" / "study_00"), max_epochs=3, seed=0,
+                       early_stopping=None, backend="tensorflow")  # fmt: skip
     recorder = LeaderboardRecorder(ctx, results_dir=str(root), run_dir=str(root / "runs" / "run-1"),
                                    keep_models=keep, time_budget_s=None)  # fmt: skip
     progress = SearchProgress("val_accuracy", "max")
@@ -55,7 +58,7 @@ def drive(root: Path, trials: int, keep: int) -> tuple[list[float], list[int]]:
     for cb in callbacks:
         cb.setup()
     rng = random.Random(0)
-    (root / "models").mkdir()
+    (root / "models" / "study_00").mkdir(parents=True)
     times, memory = [], []
     tracemalloc.start()
     for i in range(trials):
@@ -64,9 +67,9 @@ def drive(root: Path, trials: int, keep: int) -> tuple[list[float], list[int]]:
         results = [_epoch(record.trial_id, e, rng) for e in range(1, 4)]
         final = None
         if record.status is TrialStatus.COMPLETED:
-            model = root / "models" / f"{record.trial_id}.keras"
-            model.write_bytes(b"model")  # the worker's file, written outside the timed part
-            final = {REPORT_KEY: FinalReport(record=replace(record, model_path=str(model)))}
+            stored = stored_path("study_00", record.trial_id)
+            (root / stored).write_bytes(b"model")  # the worker's file, written outside the timed part
+            final = {REPORT_KEY: FinalReport(record=replace(record, model_path=stored))}
         t0 = time.perf_counter()
         for cb in callbacks:
             cb.on_trial_start(0, [], trial)
@@ -103,7 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         times, memory = drive(Path(tmp), args.trials, args.keep)
-        models = len(list((Path(tmp) / "models").iterdir()))
+        models = len(list((Path(tmp) / "models" / "study_00").iterdir()))
     w = args.window
     for name, part, mem in (("first", times[:w], memory[w - 1]), ("last", times[-w:], memory[-1])):
         print(
