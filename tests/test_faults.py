@@ -21,18 +21,73 @@ from harness import load_curves, load_leaderboard
 pytestmark = pytest.mark.slow
 
 
-def _kill_worker_after(results: Path, epochs: int, timeout: float = 300, sig: int = signal.SIGKILL) -> int:
-    """Signal the process of the first trial to report `epochs` epochs (Ray puts its pid in each result)."""
+def _trial_pid_after(results: Path, epochs: int, timeout: float = 300) -> int:
+    """The process of the first trial to report `epochs` epochs (Ray puts its pid in each result)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         for result in results.glob("runs/t/run-*/*/result.json"):
             lines = result.read_text().splitlines()
             if len(lines) >= epochs:
-                pid = int(json.loads(lines[-1])["pid"])
-                os.kill(pid, sig)
-                return pid
+                return int(json.loads(lines[-1])["pid"])
         time.sleep(0.1)
     raise AssertionError("no trial reported in time")
+
+
+def _kill_worker_after(results: Path, epochs: int, timeout: float = 300, sig: int = signal.SIGKILL) -> int:
+    """Signal the process of the first trial to report `epochs` epochs."""
+    pid = _trial_pid_after(results, epochs, timeout)
+    os.kill(pid, sig)
+    return pid
+
+
+JUMPING_DRIVER = """
+import sys, time
+from datetime import timedelta
+from pathlib import Path
+
+import ray.tune.stopper.timeout as tune_budget
+import harness._recorder as recorder
+
+trigger, jump = Path(sys.argv[1]), float(sys.argv[2])
+ahead = lambda: jump if trigger.exists() else 0.0
+assert tune_budget.time is time and callable(recorder.now), "the driver's clocks moved: update this test"
+real_now = recorder.now
+recorder.now = lambda: real_now() + timedelta(seconds=ahead())  # trial timeouts, the budget's cut
+
+
+class Clock:  # Ray Tune's time budget (its TimeoutStopper reads time.time())
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+    def time(self):
+        return time.time() + ahead()
+
+
+tune_budget.time = Clock()
+sys.argv = ["harness", *sys.argv[3:]]
+from harness.cli import main
+
+main()
+"""
+"""`harness ARGS` whose driver clocks jump `jump` seconds ahead once `trigger` exists: a timeout
+or budget then runs out at an event the test chooses, not at a moment that depends on how fast
+this machine trains (only the driver's clocks move; trials run in their own processes)."""
+
+
+def _jumping_driver(trigger: Path, jump: float, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:  # a file, not a pipe: a driver that writes much cannot block on it
+        return subprocess.Popen([sys.executable, "-c", JUMPING_DRIVER, str(trigger), str(jump), *args],
+                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def _wait(driver: subprocess.Popen[bytes], timeout: float = 600) -> int:
+    """The driver's exit code; one still running after `timeout` is killed (the test fails)."""
+    try:
+        return driver.wait(timeout=timeout)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
 
 
 @pytest.mark.parametrize(("retries", "status"), [(1, "completed"), (0, "failed")])
@@ -111,31 +166,91 @@ def test_a_driver_killed_after_trials_its_snapshot_missed_resumes_to_exactly_the
     assert not [p for p in results.rglob("*.tmp") if not p.name.startswith(".")]
 
 
-def test_compaction_killed_at_any_moment_loses_and_duplicates_no_row(tmp_path):
-    """kill -9 of a real process compacting rows and curves, at eight moments from start to end."""
+PAUSED_COMPACTION = """
+import os, sys, time
+from harness._leaderboard import compact
+from harness._storage import Location
+
+results, folder, at = sys.argv[1], sys.argv[2], sys.argv[3]
+deleted = 0
+
+
+def pause():
+    print("paused", flush=True)
+    time.sleep(600)  # killed here
+
+
+def delete(self, real=Location.delete):  # pause before deleting source number `at` of `folder`
+    global deleted
+    if f"/{folder}/" in self.path:
+        if str(deleted) == at:
+            pause()
+        deleted += 1
+    real(self)
+
+
+def replace(src, dst, real=os.replace):  # "rename": the merged file written whole, not yet in place
+    if at == "rename" and f"/{folder}/" in str(dst) and os.path.basename(dst).startswith("compacted-"):
+        pause()
+    real(src, dst)
+
+
+Location.delete, os.replace = delete, replace
+compact(results, "s")
+print("finished", flush=True)
+"""
+"""A real compaction in its own process that stops (to be killed) at a known point: in the child only."""
+
+COMPACTION_POINTS = [
+    ("curves", "0"),  # the merged curves file in place, no source deleted yet
+    ("curves", "100"),  # half the curves files deleted
+    ("leaderboard", "0"),  # curves done; the merged row file in place, no row file deleted
+    ("leaderboard", "100"),  # half the row files deleted
+    ("leaderboard", "rename"),  # the merged row file written to its temporary, not yet renamed
+]
+
+
+def test_compaction_killed_at_any_point_loses_and_duplicates_no_row(tmp_path):
+    """kill -9 of a real process compacting rows and curves, at each point of interest in turn,
+    while rows keep arriving (a trial rewritten between kills: its newest row and curves win)."""
     from conftest import make_record
 
     from harness._curves import write_curves
     from harness._leaderboard import compact, row_files, write_row
     from harness._record import EpochRecord
 
+    def write(i: int, acc: float) -> None:
+        trial = f"t{i:03d}"
+        write_row(tmp_path, make_record("s", trial, acc=acc, epochs_run=2))
+        epochs = [EpochRecord(study="s", trial_id=trial, epoch=e, val_accuracy=acc) for e in (1, 2)]
+        write_curves(tmp_path, "s", trial, "run-x", epochs)
+
     for i in range(200):
-        write_row(tmp_path, make_record("s", f"t{i:03d}", epochs_run=2))
-        epochs = [EpochRecord(study="s", trial_id=f"t{i:03d}", epoch=e, val_accuracy=0.5) for e in (1, 2)]
-        write_curves(tmp_path, "s", f"t{i:03d}", "run-x", epochs)
-    code = f"from harness._leaderboard import compact; compact({str(tmp_path)!r}, 's')"
-    for delay in (0.2, 0.5, 0.8, 1.1, 1.4, 1.7, 2.0, 2.5):
-        process = subprocess.Popen([sys.executable, "-c", code])
-        time.sleep(delay)
-        process.kill()
-        process.wait()
+        write(i, 0.5)
+    newest = {}
+    for k, (folder, at) in enumerate(COMPACTION_POINTS):
+        child = subprocess.Popen([sys.executable, "-c", PAUSED_COMPACTION, str(tmp_path), folder, at],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        marker = child.stdout.readline()  # blocks until the child reaches the point (or ends)
+        child.kill()
+        _, err = child.communicate()
+        assert marker == "paused\n", f"the compaction never reached {folder} {at}: {marker!r} {err[-3000:]}"
         frame, curves = load_leaderboard(tmp_path), load_curves(tmp_path)
-        assert len(frame) == 200 and frame["trial_id"].is_unique
-        assert len(curves) == 400 and not curves.duplicated(["trial_id", "epoch"]).any()
+        assert len(frame) == 200 and frame["trial_id"].is_unique, (folder, at)
+        assert len(curves) == 400 and not curves.duplicated(["trial_id", "epoch"]).any(), (folder, at)
         assert frame.attrs["unreadable"] == [] and curves.attrs["unreadable"] == []  # torn files hidden
-        write_row(tmp_path, make_record("s", f"t{int(delay * 10):03d}", epochs_run=2))  # rows keep arriving
-    compact(tmp_path, "s")
-    assert len(row_files(tmp_path, "s")) == 1 and len(load_leaderboard(tmp_path)) == 200
+        accuracy = frame.set_index("trial_id")["val_accuracy"]
+        by_epoch = curves.set_index(["trial_id", "epoch"])["val_accuracy"]
+        for trial, acc in newest.items():
+            assert accuracy[trial] == acc and (by_epoch[trial] == acc).all(), (folder, at, trial)
+        newest[f"t{k:03d}"] = 0.6 + k / 100
+        write(k, newest[f"t{k:03d}"])  # rows keep arriving: a trial rewritten
+    compact(tmp_path, "s")  # a later compaction completes
+    assert len(row_files(tmp_path, "s")) == 1
+    frame, curves = load_leaderboard(tmp_path), load_curves(tmp_path)
+    assert len(frame) == 200 and len(curves) == 400
+    accuracy = frame.set_index("trial_id")["val_accuracy"]
+    assert all(accuracy[trial] == acc for trial, acc in newest.items())
 
 
 @pytest.fixture
@@ -193,27 +308,31 @@ def test_a_full_disk_stops_the_search_with_its_path_and_resume_loses_nothing(sma
 
 
 def test_a_hung_trial_ends_as_a_failed_timeout_row_not_retried(tmp_path, write_spec):
-    """SIGSTOP freezes the trial's process mid-fit: it sends nothing more, as a hung fit would."""
+    """SIGSTOP freezes the trial's process mid-fit: it sends nothing more, as a hung fit would.
+    Then the driver's clock jumps past the hour's trial timeout: the timeout fires because the
+    trial hung, whatever this machine's speed; the next trial, started after the jump, has its hour."""
     search = {"trials": 2, "max_epochs": 30, "max_concurrent": 1, "scheduler": {"name": "none"},
-              "max_retries": 1, "trial_timeout_s": 25, "sampler": "random"}  # fmt: skip
+              "max_retries": 1, "trial_timeout_s": 3600, "sampler": "random"}  # fmt: skip
     path = write_spec(search=search, training={"early_stopping": None})
-    results = tmp_path / "r"
-    cmd = [sys.executable, "-m", "harness", "search", str(path), "--results", str(results)]
-    driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results, trigger, log = tmp_path / "r", tmp_path / "jump", tmp_path / "driver.log"
+    driver = _jumping_driver(trigger, 3601, log, "search", str(path), "--results", str(results))
     frozen = _kill_worker_after(results, epochs=2, sig=signal.SIGSTOP)
+    trigger.touch()
     try:
-        _, err = driver.communicate(timeout=300)
+        code = _wait(driver)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(frozen, signal.SIGKILL)
-    assert driver.returncode == 0, err[-3000:]
+    assert code == 0, log.read_text()[-3000:]
     frame = load_leaderboard(results)
     assert len(frame) == 2
     (hung,) = frame[frame["status"] == "failed"].itertuples()
-    assert hung.stop_reason == "timeout" and "search.trial_timeout_s" in hung.error
+    assert hung.stop_reason == "timeout"
+    assert "still running after 3600 s (search.trial_timeout_s)" in hung.error
     assert hung.error_kind == "user" and hung.started_at is not None and hung.finished_at is not None
     assert 2 <= hung.epochs_run < 30  # ended where it hung, not run again from its checkpoint
-    assert (frame["status"] == "completed").sum() == 1  # the search went on
+    (done,) = frame[frame["status"] == "completed"].itertuples()  # the search went on
+    assert done.epochs_run == 30
     assert run_cli("leaderboard", "--results", str(results), "--check").returncode == 0
 
 
@@ -233,13 +352,17 @@ def test_a_model_no_row_names_is_removed_when_a_search_of_its_study_ends(tmp_pat
 def test_a_time_budget_leaves_rows_only_for_trials_that_ran_each_with_its_times_and_reason(
     tmp_path, write_spec
 ):
+    """The hour's budget runs out when the first trial has reported two epochs (the driver's
+    clocks jump): a row for it, none for the two trials still pending, whatever this machine's speed."""
     search = {"trials": 3, "max_epochs": 2000, "max_concurrent": 1, "scheduler": {"name": "none"},
-              "time_budget_s": 20}  # fmt: skip
+              "time_budget_s": 3600}  # fmt: skip
     path = write_spec(search=search, training={"early_stopping": None})
-    results = tmp_path / "r"
-    out = run_cli("search", str(path), "--results", str(results))
-    assert out.returncode == 0, out.stderr[-3000:]
+    results, trigger, log = tmp_path / "r", tmp_path / "jump", tmp_path / "driver.log"
+    driver = _jumping_driver(trigger, 3600, log, "search", str(path), "--results", str(results))
+    _trial_pid_after(results, epochs=2)
+    trigger.touch()
+    assert _wait(driver) == 0, log.read_text()[-3000:]
     (row,) = load_leaderboard(results).itertuples()  # the two trials still pending get no row
     assert row.status == "pruned" and row.stop_reason == "time_budget"
     assert row.started_at is not None and row.finished_at is not None and row.finished_at > row.started_at
-    assert row.epochs_run >= 1 and len(load_curves(results)) == row.epochs_run
+    assert 2 <= row.epochs_run < 2000 and len(load_curves(results)) == row.epochs_run
