@@ -134,7 +134,10 @@ class LeaderboardRecorder(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         report = (trial.last_result or {}).get(REPORT_KEY)
-        if isinstance(report, FinalReport):
+        if _too_late(report):  # started after the time budget: no row, as for a pending trial
+            self.seen.pop(trial.trial_id, None)
+            self.started.pop(trial.trial_id, None)
+        elif isinstance(report, FinalReport):
             self._record(report.record, report.traceback, report.epochs)
         else:
             self._record(self._early_stop(trial, StopReason.SCHEDULER))
@@ -240,9 +243,10 @@ class LeaderboardRecorder(Callback):
 
 
 class SearchProgress(Callback):
-    """Counts running/completed/pruned/failed trials and the best value so far.
+    """Counts running/completed/pruned/failed trials and the best completed value so far.
 
-    It holds only counts; the drawing is `LiveProgress.current`'s.
+    "Best" is what the leaderboard ranks first: a completed, feasible trial's value (the epoch
+    it kept), never a passing epoch's. It holds only counts; the drawing is `LiveProgress.current`'s.
     """
 
     def __init__(self, metric: str, mode: str) -> None:
@@ -260,8 +264,13 @@ class SearchProgress(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         report = (trial.last_result or {}).get(REPORT_KEY)
-        if isinstance(report, FinalReport):
-            self._finish(trial, report.record.status, getattr(report.record, self.metric))
+        if _too_late(report):
+            self.running.discard(trial.trial_id)
+            self._refresh()
+        elif isinstance(report, FinalReport):
+            record = report.record
+            ranked = record.status is TrialStatus.COMPLETED and record.feasible is not False
+            self._finish(trial, record.status, getattr(record, self.metric) if ranked else None)
         else:
             self._finish(trial, TrialStatus.PRUNED, None)
 
@@ -270,9 +279,6 @@ class SearchProgress(Callback):
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any],
                         **info: Any) -> None:  # fmt: skip
-        report = result.get(REPORT_KEY)
-        if isinstance(report, EpochReport):
-            self._consider(report.epoch.metric(self.metric))
         self._refresh()
 
     def _finish(self, trial: Trial, status: TrialStatus, value: float | None) -> None:
@@ -294,7 +300,16 @@ class SearchProgress(Callback):
         done = sum(self.counts.values())
         best = "-" if self.best is None else f"{self.best:.4f}"
         counts = ", ".join(f"{k} {v}" for k, v in {"running": len(self.running), **self.counts}.items())
-        live.show(done, f"{counts} | best {self.metric} {best}")
+        live.show(done, f"{counts} | best completed {self.metric} {best}")
+
+
+def _too_late(report: object) -> bool:
+    """A trial Ray started after the search's time budget had run out: it trained nothing."""
+    return (
+        isinstance(report, FinalReport)
+        and report.record.stop_reason is StopReason.TIME_BUDGET
+        and not report.record.epochs_run
+    )
 
 
 def _better(value: float, than: float, mode: str) -> bool:

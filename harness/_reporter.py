@@ -19,8 +19,10 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
     `last` is true for the epoch after which fit ends (the last epoch, or EarlyStopping's
     stop, which runs before this callback): its report carries the trial's final record,
     so no extra report (and no extra scheduler iteration) follows the epochs. It also
-    checks, every few batches, whether Ray asked the trial to stop between reports (time
-    budget, Ctrl-C), so the worker is freed mid-epoch.
+    checks, every few batches, whether Ray asked the trial to stop between reports (Ctrl-C),
+    so the worker is freed mid-epoch; and after every batch whether the search's time budget
+    (`deadline`, seconds since the epoch) has run out: then the epoch ends where it is, is
+    validated, and the trial finishes as a completed one (evaluated and saved).
     """
 
     def __init__(
@@ -31,9 +33,11 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
         on_epoch: Callable[[EpochRecord, dict[str, float], bool], None],
         stop_requested: Callable[[], bool],
         epochs: list[EpochRecord] | None = None,
+        deadline: float | None = None,
     ) -> None:
         super().__init__()
-        self.study, self.trial_id = study, trial_id
+        self.study, self.trial_id, self.deadline = study, trial_id, deadline
+        self.cut = False  # training ended by the deadline
         self._on_epoch, self._stop_requested = on_epoch, stop_requested
         self.epochs: list[EpochRecord] = list(epochs or [])  # a resumed trial's earlier epochs
         self._t0 = 0.0
@@ -54,7 +58,10 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._t0 = time.perf_counter()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if batch % 8 == 0 and self._stop_requested():
+        if self.deadline is not None and time.time() >= self.deadline:
+            self.model.stop_training = True  # Keras ends the epoch here: validated, then our last report
+            self.cut = True
+        elif batch % 8 == 0 and self._stop_requested():
             sys.exit(0)  # how Ray's own session ends a stopped function trainable
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

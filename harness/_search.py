@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
     from harness._mlflow import MlflowLogger
 
 SPEC_HASH_FILE = "harness_spec_hash.txt"
+BUDGET_WIND_DOWN_S = 120.0
+"""Past `search.time_budget_s`, how long Ray lets running trials wind down: each stops where it is,
+is validated, evaluated on the test set and saved (seconds each), so the search ends with every
+scored trial usable. A trial still running after that is cut as before (a pruned row, no model)."""
 MAX_DIRNAME = 120  # a folder name must stay under common filesystems' 255 bytes
 KEPT_CHECKPOINTS = 2
 """Per trial. Ray forces its experiment snapshot (every trial's state, the searcher, and a copy of
@@ -190,6 +195,7 @@ def _context(spec: SearchSpec, data: Dataset, results: Location, run_id: str, ba
         backend=backend,
         constraints=spec.limits,
         objectives=objectives if spec.multi_objective else None,
+        deadline=None if spec.search.time_budget_s is None else time.time() + spec.search.time_budget_s,
     )
 
 
@@ -227,7 +233,7 @@ def _tuner(
         scheduler=make_scheduler(spec),
         num_samples=s.trials,
         max_concurrent_trials=s.max_concurrent,
-        time_budget_s=s.time_budget_s,
+        time_budget_s=None if s.time_budget_s is None else s.time_budget_s + BUDGET_WIND_DOWN_S,
         reuse_actors=True,
     )
     run_config = tune.RunConfig(
@@ -270,6 +276,7 @@ def _searcher(spec: SearchSpec, results: Location, dataset: str, run_id: str) ->
         start_points=start_points(spec),
         earlier_trials=earlier_trials(spec, results, dataset),
         trials=spec.search.trials,
+        time_budget_s=spec.search.time_budget_s,
         recorded=functools.partial(study_records, results.uri, spec.study, run_id=run_id),
     )
 

@@ -15,6 +15,7 @@ It relies on `OptunaSearch`'s `_ot_study`, `_ot_trials` and `_completed_trials`.
 from __future__ import annotations
 
 import importlib.util
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -121,6 +122,7 @@ class HarnessSearch(OptunaSearch):
         trials: int,
         recorded: Callable[[], list[TrialRecord]],
         storage: optuna.storages.BaseStorage | None = None,
+        time_budget_s: float | None = None,
     ) -> None:
         metrics, modes = [m for m, _ in objectives], [d for _, d in objectives]
         super().__init__(
@@ -133,6 +135,8 @@ class HarnessSearch(OptunaSearch):
         )
         self.objectives, self.constraints = metrics, constraints
         self.trials, self.recorded = trials, recorded  # `recorded`: this run's rows, read on restore
+        self.time_budget_s = time_budget_s
+        self.deadline: float | None = None  # the budget's end, from the first suggestion (of a resume too)
         self._unsnapshotted = 0  # trials that wrote rows after Ray's last snapshot (see restore)
         self._told_before_restart: set[str] = set()  # re-run by Ray, already told by a driver that died
         self._last: dict[str, EpochReport | FinalReport] = {}  # per live trial: its latest report
@@ -149,8 +153,12 @@ class HarnessSearch(OptunaSearch):
         return study
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # FINISHED
-        """No more than `trials` in all, counting those Ray's snapshot missed; each named for its row."""
-        if len(self._ot_trials) + self._unsnapshotted >= self.trials:
+        """No more than `trials` in all, counting those Ray's snapshot missed, and none once the time
+        budget is spent (running trials wind down then); each named for its row."""
+        if self.deadline is None and self.time_budget_s is not None:
+            self.deadline = time.time() + self.time_budget_s
+        spent = self.deadline is not None and time.time() >= self.deadline
+        if spent or len(self._ot_trials) + self._unsnapshotted >= self.trials:
             return str(self.FINISHED)
         config: dict[str, Any] | None = super().suggest(trial_id)  # asks Optuna: `_ot_trials[trial_id]`
         self._ot_trials[trial_id].set_user_attr(TRIAL_ID, trial_id)  # found again after a restart
@@ -158,6 +166,7 @@ class HarnessSearch(OptunaSearch):
 
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
+        self.deadline = None  # a resumed run has its budget again, as its trials do
         self._reconcile()
 
     def _reconcile(self) -> None:

@@ -72,6 +72,7 @@ class TrialContext:
     backend: str
     constraints: dict[str, Bound] = field(default_factory=dict)
     objectives: str | None = None  # several objectives, as the record's `objectives` column
+    deadline: float | None = None  # the time budget's end (time.time()): trials wind down then
 
     @property
     def metrics(self) -> list[str]:
@@ -134,12 +135,13 @@ class _Attempt:
         self.training = False
         self.finished = False
         self.infeasible = False
+        self.cut = False  # training ended (or never began) at the search's time budget
         self.reported = False  # the first report of an attempt carries the epochs before it
 
     def run(self) -> FinalReport | None:
         try:
             self._train()
-            if self.infeasible:
+            if self.infeasible or self.too_late:
                 return self._not_trained()
             return None if self.finished else self._finish(None)  # resumed after its last epoch
         except Exception as exc:  # a bad trial must not end the search; whose fault it is, is kept
@@ -202,11 +204,15 @@ class _Attempt:
             on_epoch=self._on_epoch,
             stop_requested=_stop_requested,
             epochs=self.progress.epochs,
+            deadline=self.ctx.deadline,
         )
         # The stopper first (its state is checkpointed), the reporter last (it sees the epoch's rate).
         callbacks = [c for c in (self.stopper, *training_callbacks(self.config), self.reporter) if c]
         self.t_fit = time.perf_counter()
         self.record = replace(self.record, build_s=self.t_fit - t_build)
+        if self.ctx.deadline is not None and time.time() >= self.ctx.deadline:
+            self.cut = True  # started (or resumed) after the budget: scored as it is, if it has epochs
+            return
         data = self.data
         self.model.fit(
             data.x_train, data.y_train,
@@ -271,6 +277,7 @@ class _Attempt:
             test_accuracy=float(test_acc),
             test_loss=float(test_loss),
             best_epoch=best + 1,
+            stop_reason=StopReason.TIME_BUDGET if self.cut_short else None,
             model_path=stored_path(self.record.study, self.record.trial_id),  # relative: see _models
             evaluate_s=t_save - t_eval,
             save_s=time.perf_counter() - t_save,
@@ -285,13 +292,25 @@ class _Attempt:
         """Every epoch of the trial so far, those restored from a checkpoint included."""
         return tuple(self.reporter.epochs) if self.reporter else ()
 
+    @property
+    def too_late(self) -> bool:
+        """Started after the time budget with no epoch to score."""
+        return self.cut and not self._epochs()
+
+    @property
+    def cut_short(self) -> bool:
+        """Its training ended at the time budget, not by its own end."""
+        return self.cut or (self.reporter is not None and self.reporter.cut)
+
     def _not_trained(self) -> FinalReport:
-        """A trial over a limit known once its model is built: recorded, never trained."""
+        """A trial over a limit known once its model is built, or started after the time budget:
+        recorded, never trained."""
+        reason = StopReason.TIME_BUDGET if self.too_late else StopReason.INFEASIBLE
         record = replace(
             self.record,
             status=TrialStatus.PRUNED,
-            stop_reason=StopReason.INFEASIBLE,
-            feasible=False,
+            stop_reason=reason,
+            feasible=None if self.too_late else False,
             epochs_run=0,
             total_time_s=time.perf_counter() - self.t0,
             finished_at=now(),

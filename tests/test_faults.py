@@ -17,6 +17,7 @@ import pytest
 from conftest import run_cli
 
 from harness import load_curves, load_leaderboard
+from harness._search import BUDGET_WIND_DOWN_S
 
 pytestmark = pytest.mark.slow
 
@@ -352,13 +353,16 @@ def test_a_model_no_row_names_is_removed_when_a_search_of_its_study_ends(tmp_pat
 def test_a_time_budget_leaves_rows_only_for_trials_that_ran_each_with_its_times_and_reason(
     tmp_path, write_spec
 ):
-    """The hour's budget runs out when the first trial has reported two epochs (the driver's
-    clocks jump): a row for it, none for the two trials still pending, whatever this machine's speed."""
+    """Ray's hard cut (the hour's budget and its wind-down) comes when the first trial has reported two
+    epochs (the driver's clocks jump; the trial's own do not, so it never winds down itself): a pruned
+    row for it, none for the two trials still pending, whatever this machine's speed. (Trials that
+    wind down at the budget: tests/test_search.py.)"""
     search = {"trials": 3, "max_epochs": 2000, "max_concurrent": 1, "scheduler": {"name": "none"},
               "time_budget_s": 3600}  # fmt: skip
     path = write_spec(search=search, training={"early_stopping": None})
     results, trigger, log = tmp_path / "r", tmp_path / "jump", tmp_path / "driver.log"
-    driver = _jumping_driver(trigger, 3600, log, "search", str(path), "--results", str(results))
+    jump = 3600 + BUDGET_WIND_DOWN_S
+    driver = _jumping_driver(trigger, jump, log, "search", str(path), "--results", str(results))
     _trial_pid_after(results, epochs=2)
     trigger.touch()
     assert _wait(driver) == 0, log.read_text()[-3000:]

@@ -137,7 +137,7 @@ def test_a_trial_ray_errored_without_an_event_gets_one_failed_row_and_recorded_o
     assert "reused worker" in rows.loc["lost", "error"] and rows.loc["lost", "epochs_run"] == 0
 
 
-def test_progress_counts_and_best_value():
+def test_progress_counts_and_shows_the_best_the_leaderboard_ranks_first():
     progress = SearchProgress("val_accuracy", "max")
     trial = Trial("a")
     progress.on_trial_start(0, [], trial)
@@ -148,7 +148,11 @@ def test_progress_counts_and_best_value():
     progress.on_trial_complete(0, [], done)
     progress.on_trial_error(0, [], Trial("c"))
     assert progress.counts == {"completed": 1, "pruned": 1, "failed": 1} and not progress.running
-    assert progress.best == pytest.approx(0.8)
+    # the leaderboard's rank 1 (completed b, 0.7), not the pruned trial's passing epoch (0.8)
+    assert progress.best == pytest.approx(0.7)
+    infeasible = make_record(trial_id="d", acc=0.95, feasible=False)
+    progress.on_trial_complete(0, [], Trial("d", last_result={REPORT_KEY: FinalReport(record=infeasible)}))
+    assert progress.best == pytest.approx(0.7)  # ranked after every feasible trial
 
 
 def _quiet() -> Console:

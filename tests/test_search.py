@@ -346,3 +346,25 @@ def test_a_search_whose_every_trial_fails_inside_harness_raises_and_the_cli_exit
     assert "error: all 2 trial(s) of run" in err and "Traceback" not in err, err  # after the progress bar
     assert re.search(expected, err), err
     assert len(load_leaderboard(tmp_path / "cli")) == 2  # the rows are kept
+
+
+def test_a_time_budget_ends_with_every_scored_trial_evaluated_and_its_best_exportable(tmp_path, write_spec):
+    """At the budget, running trials stop where they are (mid-epoch too), are validated, evaluated
+    on the test set and saved: the search ends with its best model exportable, whatever the speed."""
+    search = {"trials": 4, "max_epochs": 5000, "max_concurrent": 2, "scheduler": {"name": "none"},
+              "time_budget_s": 25}  # fmt: skip
+    path = write_spec(search=search, training={"early_stopping": None})
+    results = tmp_path / "r"
+    out = run_cli("search", str(path), "--results", str(results))
+    assert out.returncode == 0, out.stderr[-3000:]
+    frame = load_leaderboard(results)
+    scored = frame[frame["epochs_run"] > 0]
+    assert len(scored) >= 1 and (scored["status"] == "completed").all()  # none left as a cut "pruned"
+    assert (scored["stop_reason"] == "time_budget").all() and scored["test_accuracy"].notna().all()
+    assert scored["epochs_run"].max() < 5000  # ended by the budget, not by their own end
+    best = frame.iloc[0]
+    assert best["status"] == "completed" and Path(best["model_path"]).is_file()
+    # the trials running at the budget, and no row for those Ray started after it (they trained nothing)
+    assert len(frame) == len(scored) <= 2 and len(load_curves(results)) == scored["epochs_run"].sum()
+    export = run_cli("export", "--results", str(results), "--out", str(tmp_path / "best"))
+    assert export.returncode == 0 and "verified" in export.stdout, export.stderr[-3000:]
