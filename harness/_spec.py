@@ -198,6 +198,11 @@ class Resources(_Strict):
 
 
 class SearchSpec(_Strict):
+    """A validated search space file: what to search, on which data, how, and with what resources.
+
+    Build one with `load_spec(path)`; it is frozen, and `with_overrides` returns a changed copy.
+    """
+
     study: str = Field(pattern=NAME_PATTERN, max_length=MAX_NAME)
     dataset: DatasetSpec
     objective: Annotated[
