@@ -96,7 +96,7 @@ def run_harness(spec_path: str, scheduler: str, budget: float, out: Path) -> lis
            "--time-budget", str(budget), "--study", f"anytime-{scheduler}"]  # fmt: skip
     subprocess.run(cmd, capture_output=True, text=True, timeout=budget + 600, check=False)
     points = []
-    for result_file in results.glob("runs/*/run-*/run_trial_*/result.json"):
+    for result_file in results.glob("runs/*/run-*/*/result.json"):
         for line in result_file.read_text().splitlines():
             row = json.loads(line)
             if row.get("val_accuracy") is not None:

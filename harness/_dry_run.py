@@ -36,7 +36,7 @@ def dry_run(spec: SearchSpec, *, data_dir: str | Path | None = None, backend: st
     os.environ.setdefault("KERAS_BACKEND", backend)
     from harness._model import build_model
 
-    start = point_params(spec.space, spec.search.start_from[0]) if spec.search.start_from else None
+    start = point_params(spec.space, spec.first_points[0]) if spec.first_points else None
     config = first_config(spec.space, start)  # the first start point is what trains first
     model = build_model(config, shape, len(classes))
     params = int(model.count_params())

@@ -70,6 +70,41 @@ def point_params(space: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str
     return params
 
 
+def probe_point(space: Mapping[str, Any]) -> dict[str, Value]:
+    """The space's cheapest model, trained the default way: a cold search's first trial.
+
+    While the sampler knows nothing, the first evidence should come fast: the cheap end of
+    every size parameter (fewest blocks, filters and units, smallest kernels, largest batch),
+    and the vocabulary's default (or the range's middle) for everything else, so that it
+    trains sensibly (Adam at 1e-3 where the space allows). It gives the scheduler a first
+    reference and the search a usable model within its first minutes.
+    """
+    return {name: _probe_value(name, entry) for name, entry in space.items() if isinstance(entry, Dist)}
+
+
+def _probe_value(name: str, entry: Dist) -> Value:
+    param = PARAMETERS[name]
+    if isinstance(entry, CategoricalDist):
+        numbers = [c for c in entry.choices if isinstance(c, int | float) and not isinstance(c, bool)]
+        if param.cheap and len(numbers) == len(entry.choices):
+            return min(numbers) if param.cheap == "low" else max(numbers)
+        return param.default if param.default in entry.choices else entry.choices[0]
+    if param.cheap:
+        return entry.low if param.cheap == "low" else _snapped(entry, entry.high)
+    if param.default is not None and _inside(entry, param.default):
+        return param.default
+    middle = math.sqrt(entry.low * entry.high) if entry.log else (entry.low + entry.high) / 2
+    return _snapped(entry, middle)
+
+
+def _snapped(entry: IntDist | FloatDist, value: float) -> Value:
+    """`value` moved onto the distribution's grid (its step from `low`; integers for int ones)."""
+    step = entry.step or (1 if isinstance(entry, IntDist) else None)
+    if step:
+        value = entry.low + math.floor((value - entry.low) / step + 1e-9) * step
+    return int(round(value)) if isinstance(entry, IntDist) else round(float(value), 12)
+
+
 def row_point(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
     """A leaderboard row's `hp_*` values as a point: `filters_1`, `filters_2` -> `filters: [..]`."""
     point: dict[str, Any] = {}

@@ -33,7 +33,7 @@ def make_scheduler(spec: SearchSpec) -> TrialScheduler:
             grace_period=min(sched.grace_period, spec.search.max_epochs),
             reduction_factor=sched.reduction_factor,
         )  # fmt: skip
-    return StartPointsFirst(inner) if spec.search.start_from else inner
+    return StartPointsFirst(inner) if spec.first_points else inner
 
 
 def is_start_point(trial: Trial) -> bool:

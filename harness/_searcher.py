@@ -239,8 +239,8 @@ class HarnessSearch(OptunaSearch):
 
 
 def start_points(spec: SearchSpec) -> list[dict[str, Value]]:
-    """`search.start_from` as the values Optuna enqueues (validated with the spec)."""
-    return [point_params(spec.space, point) for point in spec.search.start_from]
+    """`search.start_from` (or a cold search's probe) as the values Optuna enqueues."""
+    return [point_params(spec.space, point) for point in spec.first_points]
 
 
 def earlier_trials(spec: SearchSpec, results_dir: Results, dataset: str) -> list[FrozenTrial]:

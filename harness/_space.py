@@ -51,6 +51,8 @@ class Parameter:
     high: float | None = None
     choices: tuple[str, ...] | None = None
     help: str = ""
+    cheap: Literal["low", "high"] | None = None
+    """Which end of its range makes a model cheaper to train (the cold-start probe's pick)."""
 
     @property
     def per_block(self) -> bool:
@@ -63,10 +65,10 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 BLOCK, DENSE = "conv_blocks", "dense_layers"
 GROUP_SIZES = {BLOCK: MAX_BLOCKS, DENSE: MAX_DENSE}
 PARAMETERS: dict[str, Parameter] = {
-    "conv_blocks": Parameter("int", 2, low=1, high=MAX_BLOCKS, help="number of conv blocks"),
-    "filters": Parameter("int", 32, BLOCK, low=1, high=MAX_FILTERS, help="filters of each conv"),
-    "kernel_size": Parameter("int", 3, BLOCK, low=1, high=MAX_KERNEL, help="conv kernel size"),
-    "convs_per_block": Parameter("int", 1, BLOCK, low=1, high=4),
+    "conv_blocks": Parameter("int", 2, low=1, high=MAX_BLOCKS, help="number of conv blocks", cheap="low"),
+    "filters": Parameter("int", 32, BLOCK, low=1, high=MAX_FILTERS, help="filters of each conv", cheap="low"),
+    "kernel_size": Parameter("int", 3, BLOCK, low=1, high=MAX_KERNEL, help="conv kernel size", cheap="low"),
+    "convs_per_block": Parameter("int", 1, BLOCK, low=1, high=4, cheap="low"),
     "padding": Parameter("str", "same", BLOCK, help="same | valid | per conv: same,valid"),
     "batch_norm": Parameter("bool", False, BLOCK, help="BatchNorm after each conv"),
     "batch_norm_last": Parameter("bool", True, BLOCK, help="false: BatchNorm only between convs"),
@@ -74,9 +76,9 @@ PARAMETERS: dict[str, Parameter] = {
     "dropout": Parameter("float", 0.0, BLOCK, low=0.0, high=0.95, help="after each block"),
     "activation": Parameter("str", "relu", choices=("relu", "elu", "gelu", "selu", "swish", "tanh")),
     "head": Parameter("str", "flatten", choices=("flatten", "global_avg", "global_max")),
-    "dense_layers": Parameter("int", 1, low=0, high=MAX_DENSE, help="hidden dense layers"),
+    "dense_layers": Parameter("int", 1, low=0, high=MAX_DENSE, help="hidden dense layers", cheap="low"),
     "dense_units": Parameter(
-        "int", 128, DENSE, low=0, high=MAX_UNITS, help="units per dense layer; 0 = none"
+        "int", 128, DENSE, low=0, high=MAX_UNITS, help="units per dense layer; 0 = none", cheap="low"
     ),
     "dense_dropout": Parameter(
         "float", None, low=0.0, high=0.95, help="after the last dense layer; default: last block's"
@@ -96,7 +98,7 @@ PARAMETERS: dict[str, Parameter] = {
     ),
     "label_smoothing": Parameter("float", 0.0, low=0.0, high=0.5),
     "precision": Parameter("str", "float32", choices=PRECISIONS, help="mixed_*: GPU trials only"),
-    "batch_size": Parameter("int", 64, low=1, high=65536),
+    "batch_size": Parameter("int", 64, low=1, high=65536, cheap="high"),  # fewer steps per epoch
 }
 
 

@@ -23,7 +23,7 @@ from pydantic import (
 
 from harness._errors import ArgumentError, SpecError
 from harness._names import MAX_NAME, NAME_PATTERN
-from harness._points import point_params
+from harness._points import point_params, probe_point
 from harness._space import CategoricalDist, FloatDist, IntDist, validate_space
 from harness._storage import Location, Results, write_text
 
@@ -153,6 +153,7 @@ class SearchSettings(_Strict):
     max_retries: int = Field(1, ge=0)  # a trial whose worker dies restarts from its last epoch this often
     trial_timeout_s: float | None = Field(None, gt=0)  # a trial running longer fails (stop_reason timeout)
     start_from: list[dict[str, Any]] = Field(default_factory=list)  # evaluated first, never pruned
+    probe: bool = False  # without start_from or warm_start: the space's cheapest model first
     warm_start: list[Annotated[str, Field(pattern=NAME_PATTERN, max_length=MAX_NAME)]] = Field(
         default_factory=list
     )
@@ -288,6 +289,16 @@ class SearchSpec(_Strict):
                 raise ValueError(f"search.start_from[{i}]: {exc}") from None
         return self
 
+    @property
+    def first_points(self) -> list[dict[str, Any]]:
+        """What runs first, on a whole node and never pruned: `search.start_from`, or for a cold
+        search (no start point, no warm start) the space's cheapest model (`search.probe`)."""
+        s = self.search
+        if s.start_from or s.warm_start or not s.probe:
+            return list(s.start_from)
+        probe = probe_point(self.space)
+        return [probe] if probe else []
+
     def spec_hash(self) -> str:
         """Short hash of the validated spec, so each result names what produced it."""
         data = self.model_dump(mode="json")
@@ -295,6 +306,8 @@ class SearchSpec(_Strict):
             del data["constraints"]  # specs without constraints keep the hash they had before them
         if data["search"]["trial_timeout_s"] is None:
             del data["search"]["trial_timeout_s"]  # likewise without a trial timeout
+        if not data["search"]["probe"]:
+            del data["search"]["probe"]  # and without the cold-start probe
         dumped = json.dumps(data, sort_keys=True)
         return hashlib.sha256(dumped.encode()).hexdigest()[:12]
 

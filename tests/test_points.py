@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness._points import distributions, point_params, row_point
+from harness import load_spec
+from harness._points import distributions, point_params, probe_point, row_point
 from harness._space import validate_space
 
 SPACE = validate_space({
@@ -63,3 +64,38 @@ def test_rows_fold_back_into_points_with_distributions():
     assert set(dists) == set(params)
     assert dists["learning_rate"].log and dists["filters_2"].choices == (16, 32, 64)
     assert dists["dropout"].step == 0.05
+
+
+def test_the_probe_is_the_space_s_cheapest_model_trained_the_default_way():
+    space = validate_space({
+        "conv_blocks": {"type": "int", "low": 1, "high": 3},
+        "filters": {"type": "categorical", "choices": [64, 16, 32], "per_block": True},
+        "kernel_size": {"type": "categorical", "choices": [5, 3], "per_block": True},
+        "dense_units": {"type": "int", "low": 24, "high": 256, "step": 8},
+        "dropout": {"type": "float", "low": 0.1, "high": 0.5, "step": 0.05},
+        "optimizer": {"type": "categorical", "choices": ["sgd", "adam"]},
+        "learning_rate": {"type": "float", "low": 1e-2, "high": 1.0, "log": True},
+        "batch_size": {"type": "int", "low": 32, "high": 100, "step": 32},
+        "dense_layers": 1,
+    })  # fmt: skip
+    probe = probe_point(space)
+    assert probe == {
+        "conv_blocks": 1, "filters": 16, "kernel_size": 3, "dense_units": 24,  # the cheap ends
+        "batch_size": 96,  # the largest batch on the grid: fewest steps per epoch
+        "optimizer": "adam",  # the default, where the space has it
+        "dropout": 0.3,  # the default (0) is outside the range: its middle, on the grid
+        "learning_rate": pytest.approx(0.1),  # likewise, the log-middle
+    }  # fmt: skip
+    point_params(space, probe)  # inside the space
+
+
+def test_a_cold_search_probes_first_only_when_asked_and_nothing_else_leads(write_spec):
+    cold = load_spec(write_spec())
+    assert cold.first_points == []  # off by default
+    probing = cold.with_overrides(**{"search.probe": True})
+    lr = pytest.approx((3e-3 * 1e-2) ** 0.5)  # the default 1e-3 is outside the range: its log-middle
+    assert probing.first_points == [{"conv_blocks": 1, "filters": 4, "learning_rate": lr}]
+    assert probing.spec_hash() != cold.spec_hash()
+    point = {"conv_blocks": 2, "filters": [8, 8], "learning_rate": 0.005}
+    started = probing.with_overrides(**{"search.start_from": [point]})
+    assert started.first_points == [point]  # the user's start points lead instead

@@ -368,3 +368,18 @@ def test_a_time_budget_ends_with_every_scored_trial_evaluated_and_its_best_expor
     assert len(frame) == len(scored) <= 2 and len(load_curves(results)) == scored["epochs_run"].sum()
     export = run_cli("export", "--results", str(results), "--out", str(tmp_path / "best"))
     assert export.returncode == 0 and "verified" in export.stdout, export.stderr[-3000:]
+
+
+def test_a_cold_search_s_probe_trains_first_on_every_core_and_is_never_pruned(tmp_path, write_spec):
+    """`search.probe`: the space's cheapest model runs first (whole machine, never pruned), then the
+    sampler's trials share the cores as usual."""
+    search = {"trials": 3, "max_epochs": 3, "seed": 0, "probe": True,
+              "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2}}  # fmt: skip
+    path = write_spec(search=search, resources={"cpus_per_trial": "auto"})
+    out = run_cli("search", str(path), "--results", str(tmp_path / "r"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    frame = load_leaderboard(tmp_path / "r").sort_values("started_at")
+    probe = frame.iloc[0]
+    assert probe["hp_conv_blocks"] == 1 and probe["hp_filters_1"] == 4  # the cheap ends of the space
+    assert probe["status"] == "completed" and probe["epochs_run"] == 3 and probe["cpus"] == 2
+    assert len(frame) == 3 and (frame.iloc[1:]["cpus"] == 1).all()

@@ -1,0 +1,168 @@
+"""Cold start: the first minutes of a search on a space nobody has tuned (no start points).
+
+Usage: HARNESS_DATA_DIR=../shared/data .venv/bin/python benchmarks/cold_start.py \\
+           [--space benchmarks/cold_start/fashion_mnist.yaml] [--budget 600] [--seed 0] \\
+           [--tools harness,kerastuner,optuna]
+
+Three tools, back to back in fresh processes on the same cores, each with the same space,
+split, `max_epochs` and wall budget:
+- harness with its defaults (`harness search SPACE --time-budget B --seed S`);
+- KerasTuner 1.4.8 Hyperband (not a dependency: installed beside the project as
+  benchmarks/anytime.py says), sampling into harness' own model builder;
+- Optuna alone, as a user writes it in one process: TPE with `HyperbandPruner`, a Keras
+  callback that reports every epoch and prunes, every core.
+Every epoch's validation accuracy counts when it is reported, for every tool. Prints each
+tool's best validation accuracy at 60, 150, 300, 450 and 600 s (scaled to the budget), its
+first scored epoch and the configurations it evaluated; writes the curves as JSON.
+Figures last measured: benchmarks/README.md, "Cold start".
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from anytime import best_by, run_kerastuner
+
+from harness import load_spec
+
+MARKS = (60, 150, 300, 450, 600)
+"""Seconds at which the best so far is read, for a 600 s budget (scaled to others)."""
+
+OPTUNA_ALONE = """
+import json, os, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras, optuna
+from harness import load_spec
+from harness._data import load_dataset
+from harness._model import build_model, compile_model
+from harness._space import CategoricalDist, FloatDist, IntDist
+
+spec = load_spec(sys.argv[1]); log = open(sys.argv[2], "a"); t0 = float(sys.argv[3])
+data = load_dataset(spec.dataset, seed=spec.search.seed)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+def sample(trial, name, entry):
+    if isinstance(entry, IntDist):
+        return trial.suggest_int(name, entry.low, entry.high, step=entry.step or 1, log=entry.log)
+    if isinstance(entry, FloatDist):
+        return trial.suggest_float(name, entry.low, entry.high, step=entry.step, log=entry.log)
+    if isinstance(entry, CategoricalDist):
+        return trial.suggest_categorical(name, entry.choices)
+    return entry
+
+class Prune(keras.callbacks.Callback):
+    def __init__(self, trial):
+        super().__init__(); self.trial = trial
+    def on_epoch_end(self, epoch, logs=None):
+        value = float(logs["val_accuracy"])
+        row = {"t": time.time() - t0, "val_accuracy": value, "trial": self.trial.number}
+        log.write(json.dumps(row) + "\\n")
+        log.flush()
+        self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned()
+
+def objective(trial):
+    blocks = spec.space.get("conv_blocks")
+    n = int(sample(trial, "conv_blocks", blocks)) if blocks is not None else 2
+    config = {"conv_blocks": n}
+    for name, entry in spec.space.items():
+        if name == "conv_blocks":
+            continue
+        if getattr(entry, "per_block", False):
+            for i in range(1, n + 1):
+                config[f"{name}_{i}"] = sample(trial, f"{name}_{i}", entry)
+        else:
+            config[name] = sample(trial, name, entry)
+    model = compile_model(build_model(config, data.input_shape, data.num_classes), config)
+    history = model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
+                        epochs=spec.search.max_epochs, batch_size=int(config.get("batch_size", 64)),
+                        callbacks=[Prune(trial)], verbose=0)
+    return max(history.history["val_accuracy"])
+
+pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=spec.search.max_epochs,
+                                        reduction_factor=3)
+study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=spec.search.seed),
+                            pruner=pruner)
+study.optimize(objective, n_trials=spec.search.trials)
+"""
+
+
+def run_harness(spec_path: str, budget: float, seed: int, out: Path) -> tuple[list[tuple[float, float]], int]:
+    """harness' defaults: every epoch's validation accuracy (Ray's per-trial results) and its trials."""
+    results = out / "harness"
+    t0 = time.time()
+    cmd = [sys.executable, "-m", "harness", "search", spec_path, "--results", str(results),
+           "--time-budget", str(budget), "--seed", str(seed)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=budget + 900, check=False)
+    (out / "harness.log").write_text(done.stdout + done.stderr)
+    points, trials = [], 0
+    for result_file in results.glob("runs/*/run-*/*/result.json"):
+        trials += 1
+        for line in result_file.read_text().splitlines():
+            row = json.loads(line)
+            if row.get("val_accuracy") is not None:
+                points.append((float(row["timestamp"]) - t0, float(row["val_accuracy"])))
+    return points, trials
+
+
+def run_logged(code: str, spec_path: str, budget: float, out: Path, name: str) -> list[dict[str, float]]:
+    """A one-process tool that logs `{"t", "val_accuracy"}` per epoch; stopped at the budget."""
+    log = out / f"{name}.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(Path(".bench/kerastuner").resolve())}
+    t0 = time.time()
+    with contextlib.suppress(subprocess.TimeoutExpired):  # the budget is over: what was logged counts
+        subprocess.run([sys.executable, "-c", code, spec_path, str(log), str(t0), str(out / name)],
+                       env=env, capture_output=True, text=True, timeout=budget, check=False)  # fmt: skip
+    lines = log.read_text().splitlines() if log.is_file() else []
+    return [json.loads(line) for line in lines]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--space", default="benchmarks/cold_start/fashion_mnist.yaml")
+    parser.add_argument("--budget", type=float, default=600)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tools", default="harness,kerastuner,optuna")
+    args = parser.parse_args()
+    out = Path(tempfile.mkdtemp(prefix="cold-start-"))
+    spec = load_spec(args.space).with_overrides(**{"search.seed": args.seed})
+    spec_path = out / "space.yaml"
+    spec_path.write_text(yaml.safe_dump(spec.model_dump(mode="json")))
+    curves: dict[str, list[tuple[float, float]]] = {}
+    configs: dict[str, int] = {}
+    for tool in args.tools.split(","):
+        if tool == "harness":
+            curves[tool], configs[tool] = run_harness(str(spec_path), args.budget, args.seed, out)
+        elif tool == "kerastuner":
+            curves[tool] = run_kerastuner(str(spec_path), args.budget, out)
+            configs[tool] = len(list((out / "kt" / "kt").glob("trial_*")))
+        else:
+            logged = run_logged(OPTUNA_ALONE, str(spec_path), args.budget, out, "optuna")
+            curves[tool] = [(r["t"], r["val_accuracy"]) for r in logged]
+            configs[tool] = len({r["trial"] for r in logged})
+        print(f"{tool}: {len(curves[tool])} epochs reported", flush=True)
+    marks = [m * args.budget / 600 for m in MARKS]
+    print(f"space {args.space}, seed {args.seed}, budget {args.budget:.0f} s")
+    print("| tool | first scored epoch | " + " | ".join(f"best at {m:.0f} s" for m in marks) + " | configs |")
+    print("| --- | --- | " + " | ".join("---" for _ in marks) + " | --- |")
+    for tool, points in curves.items():
+        first = min((w for w, _ in points), default=None)
+        cells = [best_by(points, m) for m in marks]
+        shown = " | ".join("-" if c is None else f"{c:.4f}" for c in cells)
+        print(f"| {tool} | {'-' if first is None else f'{first:.0f} s'} | {shown} | {configs[tool]} |")
+    (out / "curves.json").write_text(json.dumps({"curves": curves, "configs": configs}))
+    print(f"curves: {out / 'curves.json'}")
+
+
+if __name__ == "__main__":
+    main()
