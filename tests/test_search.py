@@ -95,15 +95,17 @@ def test_auto_gpus_pack_four_trials_on_two_gpus(tmp_path, fake_gpu_ray, write_sp
 def test_a_trial_out_of_memory_is_a_failed_row_naming_the_fix_and_the_search_goes_on(
     tmp_path, local_ray, write_spec
 ):
-    """A real out-of-memory error from the backend (TensorFlow: ResourceExhaustedError)."""
+    """A real out-of-memory error from the backend (TensorFlow: ResourceExhaustedError): the largest
+    kernel the vocabulary allows, 4096 x 4096 x 16384 filters, is a 1.1 TB tensor no allocator grants."""
     path = write_spec(
-        space={**SMALL_SPACE, "conv_blocks": 1, "filters": 4, "learning_rate": 0.005,
-               "dense_units": {"type": "categorical", "choices": [16, 2**31]}},
+        space={**SMALL_SPACE, "conv_blocks": 1, "dense_units": 16, "learning_rate": 0.005,
+               "filters": {"type": "categorical", "choices": [4, 16384]},
+               "kernel_size": {"type": "categorical", "choices": [3, 4096]}},
         search={"trials": 2, "max_epochs": 1, "scheduler": {"name": "none"},
-                "start_from": [{"dense_units": 2**31}, {"dense_units": 16}]},
+                "start_from": [{"kernel_size": 4096, "filters": 16384}, {"kernel_size": 3, "filters": 4}]},
     )  # fmt: skip
     frame = run_search(load_spec(path), results_dir=tmp_path / "r")
-    huge, small = (frame[frame["hp_dense_units"] == units].iloc[0] for units in (2**31, 16))
+    huge, small = (frame[frame["hp_kernel_size"] == size].iloc[0] for size in (4096, 3))
     assert huge["status"] == "failed" and huge["error_kind"] == "user"
     assert huge["error"].startswith("out of memory: use a smaller batch_size or a smaller model.")
     assert "ResourceExhaustedError" in huge["error"]
