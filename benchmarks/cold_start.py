@@ -2,11 +2,12 @@
 
 Usage: HARNESS_DATA_DIR=../shared/data .venv/bin/python benchmarks/cold_start.py \\
            [--space benchmarks/cold_start/fashion_mnist.yaml] [--budget 600] [--seed 0] \\
-           [--tools harness,kerastuner,optuna]
+           [--tools harness,harness+probe,kerastuner,optuna]
 
 Three tools, back to back in fresh processes on the same cores, each with the same space,
 split, `max_epochs` and wall budget:
-- harness with its defaults (`harness search SPACE --time-budget B --seed S`);
+- harness with its defaults (`harness search SPACE --time-budget B --seed S`), and with
+  `search.probe: true` (`harness+probe`);
 - KerasTuner 1.4.8 Hyperband (not a dependency: installed beside the project as
   benchmarks/anytime.py says), sampling into harness' own model builder;
 - Optuna alone, as a user writes it in one process: TPE with `HyperbandPruner`, a Keras
@@ -97,14 +98,16 @@ study.optimize(objective, n_trials=spec.search.trials)
 """
 
 
-def run_harness(spec_path: str, budget: float, seed: int, out: Path) -> tuple[list[tuple[float, float]], int]:
-    """harness' defaults: every epoch's validation accuracy (Ray's per-trial results) and its trials."""
-    results = out / "harness"
+def run_harness(
+    spec_path: str, budget: float, seed: int, out: Path, name: str = "harness"
+) -> tuple[list[tuple[float, float]], int]:
+    """harness as configured: every epoch's validation accuracy (Ray's per-trial results), its trials."""
+    results = out / name
     t0 = time.time()
     cmd = [sys.executable, "-m", "harness", "search", spec_path, "--results", str(results),
            "--time-budget", str(budget), "--seed", str(seed)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=budget + 900, check=False)
-    (out / "harness.log").write_text(done.stdout + done.stderr)
+    (out / f"{name}.log").write_text(done.stdout + done.stderr)
     points, trials = [], 0
     for result_file in results.glob("runs/*/run-*/*/result.json"):
         trials += 1
@@ -132,7 +135,7 @@ def main() -> None:
     parser.add_argument("--space", default="benchmarks/cold_start/fashion_mnist.yaml")
     parser.add_argument("--budget", type=float, default=600)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tools", default="harness,kerastuner,optuna")
+    parser.add_argument("--tools", default="harness,harness+probe,kerastuner,optuna")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="cold-start-"))
     spec = load_spec(args.space).with_overrides(**{"search.seed": args.seed})
@@ -143,6 +146,10 @@ def main() -> None:
     for tool in args.tools.split(","):
         if tool == "harness":
             curves[tool], configs[tool] = run_harness(str(spec_path), args.budget, args.seed, out)
+        elif tool == "harness+probe":  # the cold-start probe (search.probe) on
+            probing, probe = out / "probe.yaml", spec.with_overrides(**{"search.probe": True})
+            probing.write_text(yaml.safe_dump(probe.model_dump(mode="json")))
+            curves[tool], configs[tool] = run_harness(str(probing), args.budget, args.seed, out, tool)
         elif tool == "kerastuner":
             curves[tool] = run_kerastuner(str(spec_path), args.budget, out)
             configs[tool] = len(list((out / "kt" / "kt").glob("trial_*")))
