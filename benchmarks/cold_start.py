@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import yaml
-from anytime import best_by, run_kerastuner
+from anytime import KERASTUNER, best_by
 
 from harness import load_spec
 
@@ -119,7 +119,8 @@ def run_harness(
 
 
 def run_logged(code: str, spec_path: str, budget: float, out: Path, name: str) -> list[dict[str, float]]:
-    """A one-process tool that logs `{"t", "val_accuracy"}` per epoch; stopped at the budget."""
+    """A one-process tool (`code`: argv spec, log, start time, work folder) that logs
+    `{"t", "val_accuracy"}` per epoch; stopped at the budget."""
     log = out / f"{name}.jsonl"
     env = {**os.environ, "PYTHONPATH": str(Path(".bench/kerastuner").resolve())}
     t0 = time.time()
@@ -151,7 +152,8 @@ def main() -> None:
             probing.write_text(yaml.safe_dump(probe.model_dump(mode="json")))
             curves[tool], configs[tool] = run_harness(str(probing), args.budget, args.seed, out, tool)
         elif tool == "kerastuner":
-            curves[tool] = run_kerastuner(str(spec_path), args.budget, out)
+            logged = run_logged(KERASTUNER, str(spec_path), args.budget, out, "kt")
+            curves[tool] = [(r["t"], r["val_accuracy"]) for r in logged]
             configs[tool] = len(list((out / "kt" / "kt").glob("trial_*")))
         else:
             logged = run_logged(OPTUNA_ALONE, str(spec_path), args.budget, out, "optuna")
