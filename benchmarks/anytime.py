@@ -1,6 +1,6 @@
 """Anytime comparison: best validation accuracy over wall time, harness against KerasTuner Hyperband.
 
-Usage: HARNESS_DATA_DIR=../shared/data .venv/bin/python benchmarks/anytime.py \\
+Usage: HARNESS_DATA_DIR=~/data .venv/bin/python benchmarks/anytime.py \\
            [--space search_spaces/fashion_mnist.yaml] [--budget 600] [--limit-train 20000] \\
            [--tools harness:asha,harness:hyperband,kerastuner]
 

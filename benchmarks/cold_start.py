@@ -1,6 +1,6 @@
 """Cold start: the first minutes of a search on a space nobody has tuned (no start points).
 
-Usage: HARNESS_DATA_DIR=../shared/data .venv/bin/python benchmarks/cold_start.py \\
+Usage: HARNESS_DATA_DIR=~/data .venv/bin/python benchmarks/cold_start.py \\
            [--space benchmarks/cold_start/fashion_mnist.yaml] [--budget 600] [--seed 0] \\
            [--tools harness,harness+probe,kerastuner,optuna]
 

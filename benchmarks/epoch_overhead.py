@@ -1,6 +1,6 @@
 """Steady epoch time: harness (default settings) against the same model in plain Keras.
 
-Usage: HARNESS_DATA_DIR=../shared/data .venv/bin/python benchmarks/epoch_overhead.py \\
+Usage: HARNESS_DATA_DIR=~/data .venv/bin/python benchmarks/epoch_overhead.py \\
            [--spec search_spaces/baselines/fashion_mnist.yaml] [--limit-train 20000] [--epochs 4] [--rounds 2]
 
 Each round runs, back to back and each in a fresh process, (a) plain Keras: the same

@@ -1,7 +1,7 @@
 """Trials packed onto GPUs: the same small-CNN search at 1, 2, 4 and 8 trials per GPU.
 
 Usage (a GPU machine, `pip install -e '.[gpu]'`):
-    HARNESS_DATA_DIR=../shared/data .venv/bin/python benchmarks/gpu_packing.py \\
+    HARNESS_DATA_DIR=~/data .venv/bin/python benchmarks/gpu_packing.py \\
         [--spec search_spaces/fashion_mnist.yaml] [--packs 1 2 4 8] [--trials 16] [--max-epochs 3]
 
 Each level runs `harness.run_search` on the spec with `max_concurrent` = k x GPUs and

@@ -1,6 +1,6 @@
 """Mixed precision on this machine: steady epoch time of each `precision` against float32.
 
-Usage: HARNESS_DATA_DIR=../shared/data .venv/bin/python benchmarks/precision.py \\
+Usage: HARNESS_DATA_DIR=~/data .venv/bin/python benchmarks/precision.py \\
            [--spec search_spaces/baselines/fashion_mnist.yaml] [--limit-train 10000] [--epochs 3] \\
            [--rounds 2] [--precisions mixed_bfloat16]
 

@@ -1,6 +1,6 @@
 """Time to beat the tutorial: search wall time until the selected trial beats the baseline's test accuracy.
 
-Usage: HARNESS_DATA_DIR=../shared/data .venv/bin/python benchmarks/time_to_beat.py \\
+Usage: HARNESS_DATA_DIR=~/data .venv/bin/python benchmarks/time_to_beat.py \\
            [--baseline search_spaces/baselines/fashion_mnist.yaml] \\
            [--space search_spaces/fashion_mnist.yaml] [--multiple 3]
 

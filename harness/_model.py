@@ -108,7 +108,7 @@ def augmentation(config: Mapping[str, Any], x: Any) -> Any:
     """Training-only augmentation on 0-255 pixels; every layer is a no-op at inference.
 
     Shifts use pad + random crop (`RandomShift`), not affine transforms, which ran ~80x
-    slower on JAX (DESIGN.md, measured pitfalls).
+    slower on JAX (measured).
     """
     flip = resolve(config, "augment_flip")
     if flip != "none":
@@ -243,7 +243,7 @@ class RandomShift(layers.Layer):  # type: ignore[misc]
 
     The per-image crop is two one-hot matrix products (rows, then columns): the same
     few ops on every backend, no gather, and no affine transform (which ran ~80x slower
-    on JAX; DESIGN.md, measured pitfalls).
+    on JAX; measured).
     """
 
     def __init__(self, factor: float, seed: int | None = None, **kwargs: Any) -> None:

@@ -1,4 +1,4 @@
-"""The search spec: one validated, typed object per YAML file (schema in DESIGN.md)."""
+"""The search spec: one validated, typed object per YAML file (schema in the README, "Search space YAML")."""
 
 from __future__ import annotations
 
@@ -449,7 +449,7 @@ def describe_error(error: Any) -> str:
     loc = _location(error)
     msg = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        return f"{loc}: unknown field; check the spelling against DESIGN.md's schema"
+        return f"{loc}: unknown field; check the spelling against the README's schema (Search space YAML)"
     if error["type"] in ("value_error", "missing"):
         return f"{loc}: {msg}" if loc else msg
     return f"{loc}: {msg} (got {error.get('input')!r})"

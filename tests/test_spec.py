@@ -14,7 +14,7 @@ from harness._errors import ArgumentError, SpecError
 from harness._space import CategoricalDist, FloatDist, IntDist
 from harness._spec import SearchSpec, load_spec
 
-# The example of DESIGN.md ("Search space YAML"), verbatim.
+# The original contract's example spec ("Search space YAML"), verbatim.
 DESIGN_EXAMPLE = """\
 study: fashion_mnist_cnn              # results go under this name
 dataset:

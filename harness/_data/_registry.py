@@ -96,7 +96,7 @@ def source(name: str) -> DatasetSource:
 
 
 def search_roots(data_dir: str | Path | None = None) -> list[Path]:
-    """Where datasets are looked for, in order (see DESIGN.md, Defaults)."""
+    """Where datasets are looked for, in order (README.md, "Datasets")."""
     roots = [data_dir or os.environ.get("HARNESS_DATA_DIR")]
     roots += [Path.home() / ".keras" / "datasets", "/usr/share/datasets"]
     return [Path(r).expanduser() for r in roots if r]
