@@ -6,8 +6,9 @@ its fields (`harness._leaderboard.SCHEMA`), so a new column is one line here; bu
 record with an unknown field is a `TypeError`, and an unknown hyperparameter a
 `ValueError`, instead of a silently null column.
 
-Workers send `EpochReport`s (one per epoch) and one `FinalReport` through `tune.report`
-under `REPORT_KEY`; the driver's recorder turns them into rows.
+Workers send `SliceReport`s (inside the first epoch, for the scheduler), `EpochReport`s (one
+per epoch) and one `FinalReport` through `tune.report` under `REPORT_KEY`; the driver's
+recorder turns them into rows.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from typing import Any
 from harness._space import Value, column_names
 
 REPORT_KEY = "harness_report"
-"""The `tune.report` key whose value is an `EpochReport` or a `FinalReport`."""
+"""The `tune.report` key whose value is a `SliceReport`, an `EpochReport` or a `FinalReport`."""
+FIDELITY = "fidelity"
+"""The `tune.report` key counting training so far in the scheduler's units (`units_per_epoch`)."""
 
 
 class TrialStatus(enum.StrEnum):
@@ -172,6 +175,22 @@ class EpochReport:
     started_at: datetime
     provenance: Provenance
     earlier: tuple[EpochRecord, ...] | None = None  # with an attempt's first report: the epochs before it
+
+
+@dataclass(frozen=True, kw_only=True)
+class SliceReport:
+    """What a worker sends at a rung inside its first epoch: validation after part of the data."""
+
+    fraction: float  # of the first epoch's training batches
+    val_loss: float | None
+    val_accuracy: float | None
+    params: int
+    started_at: datetime
+    provenance: Provenance
+
+    def metric(self, name: str) -> float | None:
+        value = getattr(self, name, None)
+        return None if value is None or math.isnan(value) else float(value)
 
 
 @dataclass(frozen=True, kw_only=True)

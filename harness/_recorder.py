@@ -30,6 +30,7 @@ from harness._record import (
     EpochReport,
     ErrorKind,
     FinalReport,
+    SliceReport,
     StopReason,
     TrialRecord,
     TrialStatus,
@@ -57,14 +58,18 @@ _WORKER_DEATHS = (
 class _Seen:
     """What the driver knows of a running trial: all a pruned trial leaves behind."""
 
-    last: EpochReport | None = None
+    last: EpochReport | SliceReport | None = None
     by_number: dict[int, EpochRecord] = field(default_factory=dict)
+    slices: dict[float, SliceReport] = field(default_factory=dict)  # first-epoch reports, by fraction
 
-    def add(self, report: EpochReport) -> None:
+    def add(self, report: EpochReport | SliceReport) -> None:
         """An attempt's first report brings the epochs before it (none for a fresh start)."""
-        if report.earlier is not None:
-            self.by_number = {e.epoch: e for e in report.earlier}
-        self.by_number[report.epoch.epoch] = report.epoch
+        if isinstance(report, SliceReport):
+            self.slices[report.fraction] = report
+        else:
+            if report.earlier is not None:
+                self.by_number = {e.epoch: e for e in report.earlier}
+            self.by_number[report.epoch.epoch] = report.epoch
         self.last = report
 
     @property
@@ -75,8 +80,10 @@ class _Seen:
     def epoch_times(self) -> list[float]:
         return [e.epoch_s or 0.0 for e in self.epochs]
 
-    def best(self, metric: str, mode: str) -> EpochRecord | None:
-        scored = [e for e in self.epochs if e.metric(metric) is not None]
+    def best(self, metric: str, mode: str) -> EpochRecord | SliceReport | None:
+        """The best epoch; a trial stopped inside its first epoch, its best part of it."""
+        scored: list[EpochRecord | SliceReport] = [e for e in self.epochs if e.metric(metric) is not None]
+        scored = scored or [s for s in self.slices.values() if s.metric(metric) is not None]
         pick = max if mode == "max" else min
         return pick(scored, key=lambda e: e.metric(metric) or 0.0) if scored else None
 
@@ -128,9 +135,8 @@ class LeaderboardRecorder(Callback):
         report = result.get(REPORT_KEY)
         if isinstance(report, FinalReport) and report.storage_full:
             raise StorageFull(report.storage_full)  # ends the search as a driver crash would: resumable
-        if not isinstance(report, EpochReport):
-            return
-        self.seen.setdefault(trial.trial_id, _Seen()).add(report)
+        if isinstance(report, EpochReport | SliceReport):
+            self.seen.setdefault(trial.trial_id, _Seen()).add(report)
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         report = (trial.last_result or {}).get(REPORT_KEY)
@@ -221,7 +227,7 @@ class LeaderboardRecorder(Callback):
         best = seen.best(self.ctx.objective_metric, self.ctx.objective_mode)
         if best is not None:
             record = replace(record, val_accuracy=best.val_accuracy, val_loss=best.val_loss,
-                             best_epoch=best.epoch)  # fmt: skip
+                             best_epoch=best.epoch if isinstance(best, EpochRecord) else None)  # fmt: skip
         return replace(record, feasible=feasible(record, self.ctx.constraints))
 
     def _record(

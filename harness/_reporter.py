@@ -23,6 +23,10 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
     so the worker is freed mid-epoch; and after every batch whether the search's time budget
     (`deadline`, seconds since the epoch) has run out: then the epoch ends where it is, is
     validated, and the trial finishes as a completed one (evaluated and saved).
+
+    `slices` maps batch counts of the first epoch to fractions of it: after those batches the
+    model is validated and `on_slice(fraction, logs)` reports it, so a scheduler can compare
+    trials long before any finishes an epoch.
     """
 
     def __init__(
@@ -34,9 +38,14 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
         stop_requested: Callable[[], bool],
         epochs: list[EpochRecord] | None = None,
         deadline: float | None = None,
+        slices: dict[int, float] | None = None,
+        on_slice: Callable[[float, dict[str, float]], None] | None = None,
+        validation: tuple[Any, Any] | None = None,
     ) -> None:
         super().__init__()
         self.study, self.trial_id, self.deadline = study, trial_id, deadline
+        self._slices, self._on_slice, self._validation = slices or {}, on_slice, validation
+        self._epoch = 0
         self.cut = False  # training ended by the deadline
         self._on_epoch, self._stop_requested = on_epoch, stop_requested
         self.epochs: list[EpochRecord] = list(epochs or [])  # a resumed trial's earlier epochs
@@ -55,7 +64,7 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
         }
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._t0 = time.perf_counter()
+        self._t0, self._epoch = time.perf_counter(), epoch
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.deadline is not None and time.time() >= self.deadline:
@@ -63,6 +72,8 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
             self.cut = True
         elif batch % 8 == 0 and self._stop_requested():
             sys.exit(0)  # how Ray's own session ends a stopped function trainable
+        elif self._epoch == 0 and batch + 1 in self._slices and self._on_slice and self._validation:
+            self._on_slice(self._slices[batch + 1], validate_mid_epoch(self.model, self._validation))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         metrics = {k: float(v) for k, v in (logs or {}).items()}
@@ -87,3 +98,18 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
             return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         except (AttributeError, TypeError, ValueError):  # informative only
             return None
+
+
+def validate_mid_epoch(model: keras.Model, data: tuple[Any, Any]) -> dict[str, float]:
+    """`evaluate` on the validation data inside `fit`, leaving the epoch's training metrics as
+    they were (evaluate resets the metric variables that fit accumulates into)."""
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:  # JAX holds the trained state outside the model's variables during fit
+        sync()
+    saved = [keras.ops.convert_to_numpy(v) for v in model.metrics_variables]
+    logs = model.evaluate(*data, batch_size=512, verbose=0, return_dict=True)
+    for variable, value in zip(model.metrics_variables, saved, strict=True):
+        variable.assign(value)
+    if keras.backend.backend() == "torch":
+        model.train()  # evaluate left the torch module in eval mode; fit set training mode per epoch
+    return {k: float(v) for k, v in logs.items()}

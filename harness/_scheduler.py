@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, TrialScheduler
 
+from harness._record import FIDELITY
 from harness._space import START_POINT
 from harness._spec import SearchSpec
 
@@ -15,10 +16,14 @@ if TYPE_CHECKING:
 
 
 def make_scheduler(spec: SearchSpec) -> TrialScheduler:
-    """The spec's scheduler; every epoch is one `training_iteration` (the last carries the result)."""
+    """The spec's scheduler. Hyperband counts epochs (`training_iteration`: its paused trials resume
+    from an epoch's checkpoint); ASHA counts `FIDELITY` units, so its first rungs can sit inside
+    the first epoch, where trials are compared seconds after they start instead of minutes.
+    """
     sched = spec.search.scheduler
     metric, mode = spec.objectives[0].metric, spec.objectives[0].direction  # one: checked in the spec
     max_t = spec.search.max_epochs
+    units = sched.units_per_epoch
     inner: TrialScheduler
     if sched.name == "none":
         inner = FIFOScheduler()  # type: ignore[no-untyped-call]
@@ -29,8 +34,8 @@ def make_scheduler(spec: SearchSpec) -> TrialScheduler:
         )  # fmt: skip
     else:
         inner = ASHAScheduler(
-            time_attr="training_iteration", metric=metric, mode=mode, max_t=max_t,
-            grace_period=min(sched.grace_period, spec.search.max_epochs),
+            time_attr=FIDELITY, metric=metric, mode=mode, max_t=max_t * units,
+            grace_period=1 if sched.sub_epoch_rungs else min(sched.grace_period, max_t),
             reduction_factor=sched.reduction_factor,
         )  # fmt: skip
     return StartPointsFirst(inner) if spec.first_points else inner

@@ -196,6 +196,8 @@ def _context(spec: SearchSpec, data: Dataset, results: Location, run_id: str, ba
         constraints=spec.limits,
         objectives=objectives if spec.multi_objective else None,
         deadline=None if spec.search.time_budget_s is None else time.time() + spec.search.time_budget_s,
+        units_per_epoch=spec.search.scheduler.units_per_epoch,
+        first_epoch_fractions=spec.search.scheduler.first_epoch_fractions(),
     )
 
 

@@ -29,12 +29,19 @@ from harness._constraints import violations
 from harness._errors import HarnessError
 from harness._leaderboard import study_records
 from harness._points import distributions, point_params, row_point
-from harness._record import REPORT_KEY, EpochReport, FinalReport, TrialRecord, TrialStatus
+from harness._record import (
+    FIDELITY,
+    REPORT_KEY,
+    EpochReport,
+    FinalReport,
+    SliceReport,
+    TrialRecord,
+    TrialStatus,
+)
 from harness._space import START_POINT, Value
 from harness._spec import Bound, SearchSpec
 from harness._storage import Location, Results
 
-TRAINING_ITERATION = "training_iteration"  # Ray's counter of reports: one per epoch
 TRIAL_ID = "trial_id"
 """The user attribute of each Optuna trial naming its leaderboard row."""
 OPTUNA_DB = "optuna.db"
@@ -88,6 +95,10 @@ def check_sampler(name: str) -> None:
         )
 
 
+Report = EpochReport | FinalReport | SliceReport
+"""What a worker reports; each but a failure's carries an intermediate value."""
+
+
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     """Optuna's sampler called `name` (`search.sampler`), seeded."""
     check_sampler(name)
@@ -139,7 +150,7 @@ class HarnessSearch(OptunaSearch):
         self.deadline: float | None = None  # the budget's end, from the first suggestion (of a resume too)
         self._unsnapshotted = 0  # trials that wrote rows after Ray's last snapshot (see restore)
         self._told_before_restart: set[str] = set()  # re-run by Ray, already told by a driver that died
-        self._last: dict[str, EpochReport | FinalReport] = {}  # per live trial: its latest report
+        self._last: dict[str, Report] = {}  # per live trial: its latest report
         self.study.add_trials(earlier_trials)  # before the first suggestion
         for params in start_points:
             self.study.enqueue_trial(params, user_attrs={START_POINT: True}, skip_if_exists=False)
@@ -186,21 +197,25 @@ class HarnessSearch(OptunaSearch):
                 self._tell(trial, rows.get(trial_id), error=trial_id not in rows)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        """Each epoch's value is an intermediate value (a failure's NaN is not)."""
+        """Each report's value is an intermediate value at its `FIDELITY` (a failure's NaN is not)."""
         report = result.get(REPORT_KEY)
         if trial_id in self._told_before_restart:
             return
-        if isinstance(report, EpochReport | FinalReport) and trial_id in self._ot_trials:
+        if isinstance(report, Report) and trial_id in self._ot_trials:
             self._last[trial_id] = report
-            self._report_epoch(trial_id, report, result.get(TRAINING_ITERATION))
+            self._report(trial_id, report, result.get(FIDELITY))
 
-    def _report_epoch(self, trial_id: str, report: EpochReport | FinalReport, step: Any) -> None:
-        """Intermediate values (Optuna keeps them for one objective only)."""
-        if len(self.objectives) > 1 or report.epoch is None:
+    def _report(self, trial_id: str, report: Report, step: Any) -> None:
+        """Intermediate values (Optuna keeps them for one objective only, once per step: a trial
+        restarted inside its first epoch reports its first rungs again)."""
+        source = report if isinstance(report, SliceReport) else report.epoch
+        if len(self.objectives) > 1 or source is None or not isinstance(step, int):
             return
-        value = report.epoch.metric(self.objectives[0])
-        if value is not None and isinstance(step, int):
-            self._ot_trials[trial_id].report(value, step)
+        value = source.metric(self.objectives[0])
+        if value is not None:
+            with warnings.catch_warnings():  # "already reported": the value at that step stays
+                warnings.filterwarnings("ignore", message=".*is already reported")
+                self._ot_trials[trial_id].report(value, step)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -213,9 +228,9 @@ class HarnessSearch(OptunaSearch):
         last = self._last.pop(trial_id, None)
         # Ray passes no result when it stops a paused trial, even one paused after its final report.
         report = (result or {}).get(REPORT_KEY, last)
-        if result and isinstance(report, EpochReport | FinalReport) and report is not last:
-            # A STOP decision skips on_trial_result: this epoch was not reported yet.
-            self._report_epoch(trial_id, report, result.get(TRAINING_ITERATION))
+        if result and isinstance(report, Report) and report is not last:
+            # A STOP decision skips on_trial_result: this report was not passed on yet.
+            self._report(trial_id, report, result.get(FIDELITY))
         record = report.record if isinstance(report, FinalReport) else None
         self._tell(self._ot_trials[trial_id], record, error)
         self._completed_trials.add(trial_id)
@@ -286,7 +301,7 @@ def _as_trial(spec: SearchSpec, record: TrialRecord) -> FrozenTrial | None:
         state = TrialState.FAIL
     first = values[0]
     pruned_at = (
-        {record.best_epoch: first}
+        {record.best_epoch * spec.search.scheduler.units_per_epoch: first}
         if state is TrialState.PRUNED and first and record.best_epoch and not spec.multi_objective
         else None
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import operator
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -136,6 +138,47 @@ class Scheduler(_Strict):
     name: Literal["asha", "hyperband", "none"] = "asha"
     grace_period: int = Field(1, ge=1)  # ASHA only: epochs before a trial can be stopped
     reduction_factor: float = Field(3.0, gt=1.0)
+    # ASHA only: rungs inside the first epoch, each reduction_factor times shorter than the
+    # next (2 at factor 3: trials are compared after 1/9 and 1/3 of an epoch); null = 2 where
+    # they apply (ASHA, grace_period 1, a whole reduction_factor), else 0
+    first_epoch_rungs: int | None = Field(None, ge=0, le=4)
+
+    @model_validator(mode="after")
+    def _rungs_apply(self) -> Scheduler:
+        if not self.first_epoch_rungs:
+            return self
+        why = _no_first_epoch_rungs(self)
+        if why:
+            raise ValueError(f"first_epoch_rungs: {why}; leave it out or set it to 0")
+        return self
+
+    @property
+    def sub_epoch_rungs(self) -> int:
+        """How many rungs the first epoch holds (0: a trial's first comparison is after an epoch)."""
+        if _no_first_epoch_rungs(self):
+            return 0
+        return 2 if self.first_epoch_rungs is None else self.first_epoch_rungs
+
+    @property
+    def units_per_epoch(self) -> int:
+        """The scheduler counts training in these units (an epoch is `units_per_epoch` of them)."""
+        return int(int(self.reduction_factor) ** self.sub_epoch_rungs)
+
+    def first_epoch_fractions(self) -> tuple[float, ...]:
+        """Where in the first epoch trials report for comparison: 1/9, 1/3 at the defaults."""
+        rf = int(self.reduction_factor)
+        return tuple(rf**-k for k in range(self.sub_epoch_rungs, 0, -1))
+
+
+def _no_first_epoch_rungs(sched: Scheduler) -> str | None:
+    """Why the first epoch holds no rungs: they are ASHA's, below a 1-epoch grace, in whole factors."""
+    if sched.name != "asha":
+        return f"only the asha scheduler compares trials inside an epoch; got {sched.name}"
+    if sched.grace_period != 1:
+        return f"needs grace_period 1 (the first rungs sit inside it); got {sched.grace_period}"
+    if sched.reduction_factor != int(sched.reduction_factor):
+        return f"needs a whole reduction_factor (rungs at 1/factor^k); got {sched.reduction_factor:g}"
+    return None
 
 
 Sampler = Literal["tpe", "random", "qmc", "gp", "cmaes", "nsga2"]
@@ -196,6 +239,15 @@ class Training(_Strict):
 class Resources(_Strict):
     cpus_per_trial: Annotated[float, Field(gt=0)] | Literal["auto"] = "auto"  # auto: share the cluster
     gpus_per_trial: Annotated[float, Field(ge=0)] | Literal["auto"] = "auto"  # auto: 1/k of a GPU each
+
+
+ADDED_LATER = (
+    ("constraints",),
+    ("search", "trial_timeout_s"),
+    ("search", "probe"),
+    ("search", "scheduler", "first_epoch_rungs"),
+)
+"""Spec fields added after the first release, left out of `spec_hash` while unset."""
 
 
 class SearchSpec(_Strict):
@@ -302,12 +354,10 @@ class SearchSpec(_Strict):
     def spec_hash(self) -> str:
         """Short hash of the validated spec, so each result names what produced it."""
         data = self.model_dump(mode="json")
-        if not data["constraints"]:
-            del data["constraints"]  # specs without constraints keep the hash they had before them
-        if data["search"]["trial_timeout_s"] is None:
-            del data["search"]["trial_timeout_s"]  # likewise without a trial timeout
-        if not data["search"]["probe"]:
-            del data["search"]["probe"]  # and without the cold-start probe
+        for *parents, key in ADDED_LATER:  # specs that leave them out keep the hash they had before them
+            section = functools.reduce(operator.getitem, parents, data)
+            if section[key] is None or section[key] is False or section[key] == {}:
+                del section[key]
         dumped = json.dumps(data, sort_keys=True)
         return hashlib.sha256(dumped.encode()).hexdigest()[:12]
 

@@ -27,11 +27,13 @@ from harness._errors import TrialFailed
 from harness._models import stored_path
 from harness._provenance import provenance
 from harness._record import (
+    FIDELITY,
     REPORT_KEY,
     EpochRecord,
     EpochReport,
     ErrorKind,
     FinalReport,
+    SliceReport,
     StopReason,
     TrialRecord,
     TrialStatus,
@@ -39,7 +41,7 @@ from harness._record import (
     steady_epoch_s,
 )
 from harness._resources import trial_cpus, trial_gpus
-from harness._space import hyperparameters, resolve
+from harness._space import START_POINT, hyperparameters, resolve
 from harness._storage import Location, copy_file, local_scratch, storage_full
 
 if TYPE_CHECKING:
@@ -73,6 +75,8 @@ class TrialContext:
     constraints: dict[str, Bound] = field(default_factory=dict)
     objectives: str | None = None  # several objectives, as the record's `objectives` column
     deadline: float | None = None  # the time budget's end (time.time()): trials wind down then
+    units_per_epoch: int = 1  # the scheduler's `FIDELITY` units in an epoch
+    first_epoch_fractions: tuple[float, ...] = ()  # where in the first epoch to report (1/9, 1/3)
 
     @property
     def metrics(self) -> list[str]:
@@ -205,6 +209,9 @@ class _Attempt:
             stop_requested=_stop_requested,
             epochs=self.progress.epochs,
             deadline=self.ctx.deadline,
+            slices=self._slices(),
+            on_slice=self._on_slice,
+            validation=(self.data.x_val, self.data.y_val),
         )
         # The stopper first (its state is checkpointed), the reporter last (it sees the epoch's rate).
         callbacks = [c for c in (self.stopper, *training_callbacks(self.config), self.reporter) if c]
@@ -223,6 +230,36 @@ class _Attempt:
             callbacks=callbacks,
             verbose=0,
         )  # fmt: skip
+
+    def _slices(self) -> dict[int, float]:
+        """Batch counts of the first epoch after which to report, and their fractions.
+
+        Only a fresh attempt reports inside its first epoch (a resumed one has finished it), and
+        never a start point (no scheduler compares it).
+        """
+        if self.progress.epochs or self.config.get(START_POINT):
+            return {}
+        batches = math.ceil(len(self.data.x_train) / int(resolve(self.config, "batch_size")))
+        at = {max(1, math.ceil(f * batches)): f for f in self.ctx.first_epoch_fractions}
+        return {b: f for b, f in at.items() if b < batches}
+
+    def _on_slice(self, fraction: float, val: dict[str, float]) -> None:
+        """Report validation after `fraction` of the first epoch: scheduler evidence, no checkpoint
+        (a trial restarted before its first epoch ends starts again, and ASHA counts a rung once)."""
+        from ray import tune
+
+        report = SliceReport(
+            fraction=fraction,
+            val_loss=val.get("loss"),
+            val_accuracy=val.get("accuracy"),
+            params=self.record.params or 0,
+            started_at=self.progress.started_at,
+            provenance=self.provenance,
+        )
+        so_far = replace(self.record, train_time_s=self._fit_s(), val_accuracy=report.val_accuracy,
+                         val_loss=report.val_loss)  # fmt: skip
+        units = round(fraction * self.ctx.units_per_epoch)
+        tune.report({**objective_values(so_far, self.ctx.metrics), FIDELITY: units, REPORT_KEY: report})
 
     def _on_epoch(self, epoch: EpochRecord, metrics: dict[str, float], last: bool) -> None:
         """Report the epoch with a checkpoint; after the last one, with the trial's final record."""
@@ -251,7 +288,9 @@ class _Attempt:
         with tempfile.TemporaryDirectory(prefix="harness-ckpt-") as folder:
             self._checkpoint(Path(folder))
             checkpoint = tune.Checkpoint.from_directory(folder)
-            tune.report({**metrics, "epoch": epoch.epoch, REPORT_KEY: payload}, checkpoint=checkpoint)
+            fidelity = epoch.epoch * self.ctx.units_per_epoch
+            report = {**metrics, "epoch": epoch.epoch, FIDELITY: fidelity, REPORT_KEY: payload}
+            tune.report(report, checkpoint=checkpoint)
 
     def _finish(self, epoch: EpochRecord | None) -> FinalReport:
         """Best weights, NaN check, test evaluation and the saved model: the completed record."""

@@ -13,8 +13,12 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_search_records_every_epoch_of_completed_pruned_and_failed_trials(tmp_path, local_ray, write_spec):
-    space = {**SMALL_SPACE, "conv_blocks": 1, "padding": "valid",
-             "kernel_size": {"type": "categorical", "choices": [3, 11]}}  # 11 does not fit 8x8: fails
+    space = {
+        **SMALL_SPACE,
+        "conv_blocks": 1,
+        "padding": "valid",
+        "kernel_size": {"type": "categorical", "choices": [3, 11]},
+    }  # 11 does not fit 8x8: fails
     asha = {"name": "asha", "grace_period": 1, "reduction_factor": 2}
     path = write_spec(space=space, search={"trials": 8, "max_epochs": 4, "sampler": "random", "seed": 1,
                                            "scheduler": asha})  # fmt: skip

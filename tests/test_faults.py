@@ -112,6 +112,34 @@ def test_a_killed_worker_is_retried_from_its_last_epoch_or_fails_once(tmp_path, 
     assert run_cli("leaderboard", "--results", str(results), "--check").returncode == 0
 
 
+def test_a_worker_killed_inside_its_first_epoch_restarts_the_trial_with_one_report_per_rung(
+    tmp_path, write_spec
+):
+    """No checkpoint holds part of an epoch: the retry starts again, reports its first rungs again,
+    and the row, the curves and Optuna's intermediate values each count every report once."""
+    space = {"conv_blocks": 2, "filters": 64, "kernel_size": 3, "dense_units": 64, "batch_size": 1,
+             "learning_rate": 1e-3}  # fmt: skip  # a first epoch of seconds: time to kill inside it
+    search = {"trials": 1, "max_epochs": 2, "max_retries": 1, "scheduler": {"name": "asha"}}
+    path = write_spec(space=space, search=search, training={"early_stopping": None})
+    results = tmp_path / "r"
+    cmd = [sys.executable, "-m", "harness", "search", str(path), "--results", str(results)]
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _kill_worker_after(results, epochs=1)  # its first report: 1/9 of the first epoch
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    (row,) = load_leaderboard(results).itertuples()
+    assert row.status == "completed" and row.epochs_run == 2
+    curves = load_curves(results)
+    assert curves["epoch"].tolist() == [1, 2]
+    (result_file,) = results.glob("runs/t/run-*/*/result.json")
+    fidelities = [json.loads(line)["fidelity"] for line in result_file.read_text().splitlines()]
+    killed, retried = fidelities[:-4], fidelities[-4:]
+    assert retried == [1, 3, 9, 18] and killed and 9 not in killed  # killed before its first epoch ended
+    storage = f"sqlite:///{results / 'optuna.db'}"
+    (trial,) = optuna.load_study(study_name=f"t-{row.run_id}", storage=storage).trials
+    assert sorted(trial.intermediate_values) == [1, 3, 9, 18]
+
+
 SNAPSHOT = ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl")
 """Ray's experiment snapshot: trial states, the generator's trial count, the searcher."""
 

@@ -23,8 +23,12 @@ def _runs(uri: str, experiment: str) -> list[mlflow.entities.Run]:
 
 
 def test_each_trial_is_one_mlflow_run_with_its_params_curves_metrics_and_kept_model(tmp_path, write_spec):
-    space = {**SMALL_SPACE, "conv_blocks": 1, "padding": "valid",
-             "kernel_size": {"type": "categorical", "choices": [3, 11]}}  # 11 does not fit 8x8: fails
+    space = {
+        **SMALL_SPACE,
+        "conv_blocks": 1,
+        "padding": "valid",
+        "kernel_size": {"type": "categorical", "choices": [3, 11]},
+    }  # 11 does not fit 8x8: fails
     path = write_spec(space=space, search={"trials": 4, "max_epochs": 2, "sampler": "random", "seed": 3,
                                            "scheduler": {"name": "none"}, "keep_models": 1})  # fmt: skip
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

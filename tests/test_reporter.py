@@ -53,3 +53,32 @@ def test_a_stop_request_ends_the_fit_mid_epoch():
     with pytest.raises(SystemExit):
         fit(stop_after_batches=1)
     keras.backend.clear_session()
+
+
+def _fit_with_slices(slices: dict[int, float]) -> tuple[list[tuple], list[tuple], list]:
+    data = load_dataset(DatasetSpec(name="digits"), seed=0)
+    config = {"conv_blocks": 1, "filters": 4, "dense_units": 8, "learning_rate": 0.01}
+    keras.utils.set_random_seed(7)
+    model = compile_model(build_model(config, data.input_shape, data.num_classes), config)
+    epochs: list[tuple] = []
+    parts: list[tuple] = []
+    callback = ReportCallback(
+        study="s", trial_id="t", on_epoch=lambda *args: epochs.append(args), stop_requested=lambda: False,
+        slices=slices, on_slice=lambda *args: parts.append(args), validation=(data.x_val, data.y_val),
+    )  # fmt: skip
+    model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=2,
+              batch_size=64, callbacks=[callback], verbose=0, shuffle=False)  # fmt: skip
+    return epochs, parts, model.get_weights()
+
+
+def test_first_epoch_slices_are_validated_without_changing_training():
+    """Validation inside the first epoch reports at the batches asked for, and leaves the epoch's
+    training metrics and the trained weights exactly as a fit without it would."""
+    plain_epochs, none, plain_weights = _fit_with_slices({})
+    epochs, parts, weights = _fit_with_slices({2: 1 / 9, 6: 1 / 3})
+    assert none == [] and [fraction for fraction, _ in parts] == [1 / 9, 1 / 3]  # the first epoch only
+    for _, val in parts:
+        assert 0 <= val["accuracy"] <= 1 and val["loss"] > 0
+    assert parts[0][1] != parts[1][1]  # the model trained between them
+    assert [logs for _, logs, _ in epochs] == [logs for _, logs, _ in plain_epochs]
+    assert all((a == b).all() for a, b in zip(weights, plain_weights, strict=True))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness import load_spec, run_search
+from harness import load_curves, load_spec, run_search
 
 
 @pytest.mark.slow
@@ -29,3 +29,38 @@ def test_hyperband_search_pauses_resumes_and_records_one_row_per_trial(tmp_path,
                 assert after["epoch"] == before["epoch"] + 1
                 assert after["loss"] < results[0]["loss"]  # the weights carried on too
     assert resumed >= 1
+
+
+def _fidelities(results) -> dict[str, list[int]]:
+    """Each trial's reports, in order, as the scheduler's units (Ray's result.json per trial)."""
+    seen: dict[str, list[int]] = {}
+    for result_file in results.glob("runs/t/run-*/*/result.json"):
+        for line in result_file.read_text().splitlines():
+            result = json.loads(line)
+            seen.setdefault(result["trial_id"], []).append(result["fidelity"])
+    return seen
+
+
+@pytest.mark.slow
+def test_asha_compares_trials_inside_their_first_epoch(tmp_path, local_ray, write_spec):
+    """A hopeless learning rate is stopped after 1/9 of an epoch, not after an epoch: its row says
+    how far it got, and the trials that went on report at 1/9, 1/3 and each epoch once."""
+    space = {"conv_blocks": 1, "filters": 8, "kernel_size": 3, "dense_units": 16, "batch_size": 8,
+             "learning_rate": {"type": "categorical", "choices": [0.01, 1.0e-7]}}  # fmt: skip
+    # The random sampler's seed 0 draws 1e-7, 0.01, 1e-7: the third meets both at the first rung.
+    search = {"trials": 3, "max_epochs": 2, "sampler": "random", "seed": 0, "max_concurrent": 1,
+              "scheduler": {"name": "asha", "reduction_factor": 3}}  # fmt: skip
+    frame = run_search(load_spec(write_spec(space=space, search=search)), results_dir=tmp_path)
+    frame = frame.sort_values("started_at")
+    assert frame["hp_learning_rate"].tolist() == [1e-7, 0.01, 1e-7]  # in start order
+    first, good, stopped = frame.itertuples()
+    assert (first.status, good.status) == ("completed", "completed")
+    assert stopped.status == "pruned" and stopped.stop_reason == "scheduler" and stopped.epochs_run == 0
+    assert stopped.val_accuracy < good.val_accuracy  # its score after 1/9 of an epoch, kept in its row
+    fidelities = _fidelities(tmp_path)
+    assert fidelities[stopped.trial_id] == [1]  # 9 units an epoch: stopped at its first report
+    assert fidelities[first.trial_id] == fidelities[good.trial_id] == [1, 3, 9, 18]
+    curves = load_curves(tmp_path, study="t")
+    assert sorted(curves.groupby("trial_id").size().items()) == sorted(
+        [(first.trial_id, 2), (good.trial_id, 2)]
+    )  # curves stay one row per epoch: the first epoch's parts are the scheduler's

@@ -597,3 +597,42 @@ def test_constraints_and_gpu_mixed_precision_are_accepted():
     )
     assert spec.limits["params"].max == 100000
     assert spec_of().spec_hash() != spec.spec_hash()
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "rungs", "fractions"),
+    [
+        ({}, 2, (1 / 9, 1 / 3)),  # the default: ASHA, grace 1, factor 3
+        ({"reduction_factor": 2}, 2, (1 / 4, 1 / 2)),
+        ({"first_epoch_rungs": 1}, 1, (1 / 3,)),
+        ({"first_epoch_rungs": 0}, 0, ()),
+        ({"grace_period": 2}, 0, ()),  # left out: they apply only below a 1-epoch grace
+        ({"reduction_factor": 2.5}, 0, ()),
+        ({"name": "hyperband"}, 0, ()),
+        ({"name": "none"}, 0, ()),
+    ],
+)
+def test_the_first_epoch_holds_rungs_where_asha_can_use_them(scheduler, rungs, fractions):
+    sched = spec_of(search={"scheduler": scheduler}).search.scheduler
+    assert sched.sub_epoch_rungs == rungs
+    assert sched.first_epoch_fractions() == pytest.approx(fractions)
+    assert sched.units_per_epoch == round(1 / fractions[0]) if fractions else sched.units_per_epoch == 1
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "message"),
+    [
+        ({"name": "hyperband", "first_epoch_rungs": 2}, "only the asha scheduler compares trials inside"),
+        ({"grace_period": 3, "first_epoch_rungs": 1}, "needs grace_period 1 (the first rungs sit inside it)"),
+        ({"reduction_factor": 2.5, "first_epoch_rungs": 1}, "needs a whole reduction_factor"),
+        ({"first_epoch_rungs": 5}, "first_epoch_rungs: Input should be less than or equal to 4"),
+    ],
+)  # fmt: skip
+def test_first_epoch_rungs_asked_where_they_cannot_apply_are_spec_errors(scheduler, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        spec_of(search={"scheduler": scheduler})
+
+
+def test_a_spec_that_leaves_first_epoch_rungs_out_keeps_its_hash():
+    assert spec_of().spec_hash() == spec_of(search={"scheduler": {"name": "asha"}}).spec_hash()
+    assert spec_of().spec_hash() != spec_of(search={"scheduler": {"first_epoch_rungs": 0}}).spec_hash()

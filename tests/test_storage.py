@@ -112,7 +112,9 @@ def test_a_rename_is_made_durable_by_syncing_its_folder(tmp_path, monkeypatch):
     assert synced[-1] is True
 
 
-@pytest.mark.parametrize("uri", ["s3://AKIDEXAMPLE:sentinel-secret@bucket/run", "s3://sentinel-secret@bucket/r"])
+@pytest.mark.parametrize(
+    "uri", ["s3://AKIDEXAMPLE:sentinel-secret@bucket/run", "s3://sentinel-secret@bucket/r"]
+)
 def test_a_uri_carrying_credentials_is_refused_without_echoing_them(uri):
     with pytest.raises(ArgumentError, match="must not carry credentials") as refused:
         Location.of(uri)
