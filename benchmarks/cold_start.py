@@ -2,12 +2,13 @@
 
 Usage: HARNESS_DATA_DIR=~/data .venv/bin/python benchmarks/cold_start.py \\
            [--space benchmarks/cold_start/fashion_mnist.yaml] [--budget 600] [--seed 0] \\
-           [--tools harness,harness+probe,kerastuner,optuna]
+           [--tools harness,kerastuner,optuna[,harness-no-probe]]
+       .venv/bin/python benchmarks/cold_start.py --combine RUN1/curves.json RUN2/curves.json ...
 
 Three tools, back to back in fresh processes on the same cores, each with the same space,
 split, `max_epochs` and wall budget:
-- harness with its defaults (`harness search SPACE --time-budget B --seed S`), and with
-  `search.probe: true` (`harness+probe`);
+- harness with its defaults (`harness search SPACE --time-budget B --seed S`), and on request
+  without its cold-start probe (`harness-no-probe`: `search.probe: false`);
 - KerasTuner 1.4.8 Hyperband (not a dependency: installed beside the project as
   benchmarks/anytime.py says), sampling into harness' own model builder;
 - Optuna alone, as a user writes it in one process: TPE with `HyperbandPruner`, a Keras
@@ -23,12 +24,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 from anytime import KERASTUNER, best_by
@@ -101,7 +105,8 @@ study.optimize(objective, n_trials=spec.search.trials)
 def run_harness(
     spec_path: str, budget: float, seed: int, out: Path, name: str = "harness"
 ) -> tuple[list[tuple[float, float]], int]:
-    """harness as configured: every epoch's validation accuracy (Ray's per-trial results), its trials."""
+    """harness as configured: every epoch's validation accuracy (Ray's per-trial results; the
+    first epoch's rung reports are left out, as the peers log whole epochs), its trials."""
     results = out / name
     t0 = time.time()
     cmd = [sys.executable, "-m", "harness", "search", spec_path, "--results", str(results),
@@ -113,7 +118,7 @@ def run_harness(
         trials += 1
         for line in result_file.read_text().splitlines():
             row = json.loads(line)
-            if row.get("val_accuracy") is not None:
+            if row.get("val_accuracy") is not None and row.get("epoch") is not None:  # epochs, as peers log
                 points.append((float(row["timestamp"]) - t0, float(row["val_accuracy"])))
     return points, trials
 
@@ -136,8 +141,13 @@ def main() -> None:
     parser.add_argument("--space", default="benchmarks/cold_start/fashion_mnist.yaml")
     parser.add_argument("--budget", type=float, default=600)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tools", default="harness,harness+probe,kerastuner,optuna")
+    parser.add_argument("--tools", default="harness,kerastuner,optuna")
+    parser.add_argument("--combine", nargs="+", metavar="CURVES_JSON",
+                        help="no run: median and range over earlier runs' curves.json")  # fmt: skip
     args = parser.parse_args()
+    if args.combine:
+        combine([json.loads(Path(p).read_text()) for p in args.combine])
+        return
     out = Path(tempfile.mkdtemp(prefix="cold-start-"))
     spec = load_spec(args.space).with_overrides(**{"search.seed": args.seed})
     spec_path = out / "space.yaml"
@@ -147,10 +157,10 @@ def main() -> None:
     for tool in args.tools.split(","):
         if tool == "harness":
             curves[tool], configs[tool] = run_harness(str(spec_path), args.budget, args.seed, out)
-        elif tool == "harness+probe":  # the cold-start probe (search.probe) on
-            probing, probe = out / "probe.yaml", spec.with_overrides(**{"search.probe": True})
-            probing.write_text(yaml.safe_dump(probe.model_dump(mode="json")))
-            curves[tool], configs[tool] = run_harness(str(probing), args.budget, args.seed, out, tool)
+        elif tool == "harness-no-probe":  # the cold-start probe (search.probe) off
+            cold, unprobed = out / "no-probe.yaml", spec.with_overrides(**{"search.probe": False})
+            cold.write_text(yaml.safe_dump(unprobed.model_dump(mode="json")))
+            curves[tool], configs[tool] = run_harness(str(cold), args.budget, args.seed, out, tool)
         elif tool == "kerastuner":
             logged = run_logged(KERASTUNER, str(spec_path), args.budget, out, "kt")
             curves[tool] = [(r["t"], r["val_accuracy"]) for r in logged]
@@ -160,17 +170,42 @@ def main() -> None:
             curves[tool] = [(r["t"], r["val_accuracy"]) for r in logged]
             configs[tool] = len({r["trial"] for r in logged})
         print(f"{tool}: {len(curves[tool])} epochs reported", flush=True)
-    marks = [m * args.budget / 600 for m in MARKS]
+    run = {
+        "space": args.space,
+        "seed": args.seed,
+        "budget": args.budget,
+        "curves": curves,
+        "configs": configs,
+    }
+    (out / "curves.json").write_text(json.dumps(run))
     print(f"space {args.space}, seed {args.seed}, budget {args.budget:.0f} s")
+    combine([run])
+    print(f"curves: {out / 'curves.json'}")
+
+
+def combine(runs: list[dict[str, Any]]) -> None:
+    """The table: per tool, the median over runs (seeds) with its range where there are several."""
+    budget = float(runs[0].get("budget", 600))
+    marks = [m * budget / 600 for m in MARKS]
+    print(f"{len(runs)} run(s), seeds {[r.get('seed', '?') for r in runs]}")
     print("| tool | first scored epoch | " + " | ".join(f"best at {m:.0f} s" for m in marks) + " | configs |")
     print("| --- | --- | " + " | ".join("---" for _ in marks) + " | --- |")
-    for tool, points in curves.items():
-        first = min((w for w, _ in points), default=None)
-        cells = [best_by(points, m) for m in marks]
-        shown = " | ".join("-" if c is None else f"{c:.4f}" for c in cells)
-        print(f"| {tool} | {'-' if first is None else f'{first:.0f} s'} | {shown} | {configs[tool]} |")
-    (out / "curves.json").write_text(json.dumps({"curves": curves, "configs": configs}))
-    print(f"curves: {out / 'curves.json'}")
+    tools = dict.fromkeys(tool for run in runs for tool in run["curves"])
+    for tool in tools:
+        mine = [run for run in runs if tool in run["curves"]]
+        firsts = [min((w for w, _ in run["curves"][tool]), default=None) for run in mine]
+        cells = [_spread([best_by(run["curves"][tool], m) for run in mine], "{:.4f}") for m in marks]
+        first = _spread(firsts, "{:.0f} s")
+        configs = _spread([run["configs"][tool] for run in mine], "{:.0f}")
+        print(f"| {tool} | {first} | {' | '.join(cells)} | {configs} |")
+
+
+def _spread(values: list[float | None], fmt: str) -> str:
+    """`median (min-max)`; a run with no value yet at that point counts as the lowest ("-")."""
+    known = sorted(-math.inf if v is None else float(v) for v in values)
+    show = lambda v: "-" if v == -math.inf else fmt.format(v)  # noqa: E731
+    median = show(statistics.median(known)) if known else "-"
+    return median if len(known) < 2 else f"{median} ({show(known[0])} to {show(known[-1])})"
 
 
 if __name__ == "__main__":

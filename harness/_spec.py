@@ -196,7 +196,8 @@ class SearchSettings(_Strict):
     max_retries: int = Field(1, ge=0)  # a trial whose worker dies restarts from its last epoch this often
     trial_timeout_s: float | None = Field(None, gt=0)  # a trial running longer fails (stop_reason timeout)
     start_from: list[dict[str, Any]] = Field(default_factory=list)  # evaluated first, never pruned
-    probe: bool = False  # without start_from or warm_start: the space's cheapest model first
+    probe: bool | None = None  # without start_from or warm_start: the space's cheapest model first
+    # (null: on; false: off)
     warm_start: list[Annotated[str, Field(pattern=NAME_PATTERN, max_length=MAX_NAME)]] = Field(
         default_factory=list
     )
@@ -346,7 +347,7 @@ class SearchSpec(_Strict):
         """What runs first, on a whole node and never pruned: `search.start_from`, or for a cold
         search (no start point, no warm start) the space's cheapest model (`search.probe`)."""
         s = self.search
-        if s.start_from or s.warm_start or not s.probe:
+        if s.start_from or s.warm_start or s.probe is False:
             return list(s.start_from)
         probe = probe_point(self.space)
         return [probe] if probe else []
@@ -356,7 +357,7 @@ class SearchSpec(_Strict):
         data = self.model_dump(mode="json")
         for *parents, key in ADDED_LATER:  # specs that leave them out keep the hash they had before them
             section = functools.reduce(operator.getitem, parents, data)
-            if section[key] is None or section[key] is False or section[key] == {}:
+            if section[key] is None or section[key] == {}:
                 del section[key]
         dumped = json.dumps(data, sort_keys=True)
         return hashlib.sha256(dumped.encode()).hexdigest()[:12]

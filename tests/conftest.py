@@ -117,7 +117,11 @@ def record() -> Callable[..., TrialRecord]:
 
 @pytest.fixture
 def write_spec(tmp_path: Path) -> Callable[..., Path]:
-    """Write a small digits spec; keyword arguments replace top-level sections wholesale."""
+    """Write a small digits spec; keyword arguments replace top-level sections wholesale.
+
+    Its searches leave out the cold-start probe (`search.probe: false`) unless a test asks for
+    it: most tests count and order the trials they sample.
+    """
 
     def write(**overrides: Any) -> Path:
         spec: dict[str, Any] = {
@@ -129,6 +133,7 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
             "space": SMALL_SPACE,
         }  # fmt: skip
         spec.update(overrides)
+        spec["search"] = {"probe": False, **spec["search"]}
         path = tmp_path / "space.yaml"
         path.write_text(yaml.safe_dump(spec))
         return path

@@ -16,7 +16,7 @@ BASELINE = {
 }  # fmt: skip
 SEARCH = {
     "study": "s", "dataset": {"name": "digits"},
-    "search": {"trials": 9, "max_epochs": 5, "seed": 1, "scheduler": {"name": "none"}},
+    "search": {"trials": 9, "max_epochs": 5, "seed": 1, "probe": False, "scheduler": {"name": "none"}},
     "space": {"conv_blocks": 1, "dense_units": 16,
               "filters": {"type": "categorical", "choices": [8, 16]},
               "learning_rate": {"type": "float", "low": 2e-3, "high": 1e-2, "log": True}},

@@ -30,7 +30,7 @@ def results(tmp_path_factory, local_ray) -> Path:
     spec = {
         "study": "exp",
         "dataset": {"name": "digits"},
-        "search": {"trials": 6, "max_epochs": 3, "sampler": "random", "seed": 0,
+        "search": {"trials": 6, "max_epochs": 3, "sampler": "random", "seed": 0, "probe": False,
                    "scheduler": {"name": "none"}, "keep_models": 2},
         "space": {"conv_blocks": 1, "dense_units": 16, "padding": "valid",
                   "filters": {"type": "categorical", "choices": [4, 8, 16]},

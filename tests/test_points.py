@@ -89,13 +89,15 @@ def test_the_probe_is_the_space_s_cheapest_model_trained_the_default_way():
     point_params(space, probe)  # inside the space
 
 
-def test_a_cold_search_probes_first_only_when_asked_and_nothing_else_leads(write_spec):
-    cold = load_spec(write_spec())
-    assert cold.first_points == []  # off by default
-    probing = cold.with_overrides(**{"search.probe": True})
+def test_a_cold_search_probes_first_unless_told_not_to_or_something_else_leads(write_spec):
+    off = load_spec(write_spec())  # the fixture's searches say `probe: false`
+    assert off.first_points == []
+    probing = off.with_overrides(**{"search.probe": None})  # left out: on
     lr = pytest.approx((3e-3 * 1e-2) ** 0.5)  # the default 1e-3 is outside the range: its log-middle
     assert probing.first_points == [{"conv_blocks": 1, "filters": 4, "learning_rate": lr}]
-    assert probing.spec_hash() != cold.spec_hash()
+    asked = probing.with_overrides(**{"search.probe": True})
+    assert asked.first_points == probing.first_points
+    assert len({probing.spec_hash(), off.spec_hash(), asked.spec_hash()}) == 3  # each says what it is
     point = {"conv_blocks": 2, "filters": [8, 8], "learning_rate": 0.005}
     started = probing.with_overrides(**{"search.start_from": [point]})
     assert started.first_points == [point]  # the user's start points lead instead

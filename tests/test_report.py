@@ -25,7 +25,7 @@ def results(tmp_path_factory, local_ray):
 
     root = tmp_path_factory.mktemp("report")
     search = {"study": "rs", "dataset": {"name": "digits", "validation_split": 0.2},
-              "search": {"trials": 5, "max_epochs": 3, "sampler": "random", "seed": 0,
+              "search": {"trials": 5, "max_epochs": 3, "sampler": "random", "seed": 0, "probe": False,
                          "scheduler": {"name": "none"}},
               "resources": {"cpus_per_trial": 1}, "space": SMALL_SPACE}  # fmt: skip
     baseline = {**search, "study": "rs_baseline", "search": {**search["search"], "trials": 1},

@@ -375,7 +375,7 @@ def test_a_time_budget_ends_with_every_scored_trial_evaluated_and_its_best_expor
 def test_a_cold_search_s_probe_trains_first_on_every_core_and_is_never_pruned(tmp_path, write_spec):
     """`search.probe`: the space's cheapest model runs first (whole machine, never pruned), then the
     sampler's trials share the cores as usual."""
-    search = {"trials": 3, "max_epochs": 3, "seed": 0, "probe": True,
+    search = {"trials": 3, "max_epochs": 3, "seed": 0, "probe": None,  # null: the default, on
               "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2}}  # fmt: skip
     path = write_spec(search=search, resources={"cpus_per_trial": "auto"})
     out = run_cli("search", str(path), "--results", str(tmp_path / "r"))
