@@ -92,7 +92,7 @@ def test_the_probe_is_the_space_s_cheapest_model_trained_the_default_way():
 def test_a_cold_search_probes_first_unless_told_not_to_or_something_else_leads(write_spec):
     off = load_spec(write_spec())  # the fixture's searches say `probe: false`
     assert off.first_points == []
-    probing = off.with_overrides(**{"search.probe": None})  # left out: on
+    probing = load_spec(write_spec(search={**off.search.model_dump(), "probe": None}))  # null: on
     lr = pytest.approx((3e-3 * 1e-2) ** 0.5)  # the default 1e-3 is outside the range: its log-middle
     assert probing.first_points == [{"conv_blocks": 1, "filters": 4, "learning_rate": lr}]
     asked = probing.with_overrides(**{"search.probe": True})
