@@ -69,8 +69,16 @@ class Provenance:
     gpu_ids: str
 
 
+class _Scored:
+    """A report's metric by name, None where unknown or NaN (a diverged or failed value)."""
+
+    def metric(self, name: str) -> float | None:
+        value = getattr(self, name, None)
+        return None if value is None or math.isnan(value) else float(value)
+
+
 @dataclass(frozen=True, kw_only=True)
-class EpochRecord:
+class EpochRecord(_Scored):
     """One epoch of one trial (a row of the per-epoch curves)."""
 
     study: str
@@ -84,9 +92,6 @@ class EpochRecord:
     epoch_s: float | None = None
     finished_at: datetime | None = None
 
-    def metric(self, name: str) -> float | None:
-        value = getattr(self, name, None)
-        return None if value is None or math.isnan(value) else float(value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,7 +183,7 @@ class EpochReport:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SliceReport:
+class SliceReport(_Scored):
     """What a worker sends at a rung inside its first epoch: validation after part of the data."""
 
     fraction: float  # of the first epoch's training batches
@@ -188,9 +193,6 @@ class SliceReport:
     started_at: datetime
     provenance: Provenance
 
-    def metric(self, name: str) -> float | None:
-        value = getattr(self, name, None)
-        return None if value is None or math.isnan(value) else float(value)
 
 
 @dataclass(frozen=True, kw_only=True)

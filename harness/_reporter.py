@@ -24,9 +24,9 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
     (`deadline`, seconds since the epoch) has run out: then the epoch ends where it is, is
     validated, and the trial finishes as a completed one (evaluated and saved).
 
-    `slices` maps batch counts of the first epoch to fractions of it: after those batches the
-    model is validated and `on_slice(fraction, logs)` reports it, so a scheduler can compare
-    trials long before any finishes an epoch.
+    `slices` maps batch counts of the first epoch to fractions of it: after those batches
+    `on_slice(fraction)` validates and reports the model, so a scheduler can compare trials
+    long before any finishes an epoch.
     """
 
     def __init__(
@@ -39,12 +39,11 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
         epochs: list[EpochRecord] | None = None,
         deadline: float | None = None,
         slices: dict[int, float] | None = None,
-        on_slice: Callable[[float, dict[str, float]], None] | None = None,
-        validation: tuple[Any, Any] | None = None,
+        on_slice: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__()
         self.study, self.trial_id, self.deadline = study, trial_id, deadline
-        self._slices, self._on_slice, self._validation = slices or {}, on_slice, validation
+        self._slices, self._on_slice = slices or {}, on_slice
         self._epoch = 0
         self.cut = False  # training ended by the deadline
         self._on_epoch, self._stop_requested = on_epoch, stop_requested
@@ -72,8 +71,8 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
             self.cut = True
         elif batch % 8 == 0 and self._stop_requested():
             sys.exit(0)  # how Ray's own session ends a stopped function trainable
-        elif self._epoch == 0 and batch + 1 in self._slices and self._on_slice and self._validation:
-            self._on_slice(self._slices[batch + 1], validate_mid_epoch(self.model, self._validation))
+        elif self._epoch == 0 and batch + 1 in self._slices and self._on_slice is not None:
+            self._on_slice(self._slices[batch + 1])
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         metrics = {k: float(v) for k, v in (logs or {}).items()}

@@ -211,7 +211,6 @@ class _Attempt:
             deadline=self.ctx.deadline,
             slices=self._slices(),
             on_slice=self._on_slice,
-            validation=(self.data.x_val, self.data.y_val),
         )
         # The stopper first (its state is checkpointed), the reporter last (it sees the epoch's rate).
         callbacks = [c for c in (self.stopper, *training_callbacks(self.config), self.reporter) if c]
@@ -239,15 +238,21 @@ class _Attempt:
         """
         if self.progress.epochs or self.config.get(START_POINT):
             return {}
-        batches = math.ceil(len(self.data.x_train) / int(resolve(self.config, "batch_size")))
+        batches = self._batches_per_epoch()
         at = {max(1, math.ceil(f * batches)): f for f in self.ctx.first_epoch_fractions}
         return {b: f for b, f in at.items() if b < batches}
 
-    def _on_slice(self, fraction: float, val: dict[str, float]) -> None:
+    def _batches_per_epoch(self) -> int:
+        return math.ceil(len(self.data.x_train) / int(resolve(self.config, "batch_size")))
+
+    def _on_slice(self, fraction: float) -> None:
         """Report validation after `fraction` of the first epoch: scheduler evidence, no checkpoint
         (a trial restarted before its first epoch ends starts again, and ASHA counts a rung once)."""
         from ray import tune
 
+        from harness._reporter import validate_mid_epoch
+
+        val = validate_mid_epoch(self.model, (self.data.x_val, self.data.y_val))
         report = SliceReport(
             fraction=fraction,
             val_loss=val.get("loss"),
@@ -383,8 +388,9 @@ class _Attempt:
         progress = Progress(
             started_at=self.record.started_at or now(), train_time_s=0.0, epochs=[], early_stopping=None
         )
-        batches = math.ceil(len(self.data.x_train) / int(resolve(self.config, "batch_size")))
-        model = compile_model(model, self.config, epochs=self.ctx.max_epochs, steps_per_epoch=batches)
+        model = compile_model(
+            model, self.config, epochs=self.ctx.max_epochs, steps_per_epoch=self._batches_per_epoch()
+        )
         return model, progress, None
 
     def _with_epochs(self, record: TrialRecord) -> TrialRecord:

@@ -7,7 +7,7 @@ import pytest
 
 from harness._data import load_dataset
 from harness._model import build_model, compile_model
-from harness._reporter import ReportCallback
+from harness._reporter import ReportCallback, validate_mid_epoch
 from harness._spec import DatasetSpec
 
 
@@ -62,9 +62,10 @@ def _fit_with_slices(slices: dict[int, float]) -> tuple[list[tuple], list[tuple]
     model = compile_model(build_model(config, data.input_shape, data.num_classes), config)
     epochs: list[tuple] = []
     parts: list[tuple] = []
+    validation = (data.x_val, data.y_val)
     callback = ReportCallback(
         study="s", trial_id="t", on_epoch=lambda *args: epochs.append(args), stop_requested=lambda: False,
-        slices=slices, on_slice=lambda *args: parts.append(args), validation=(data.x_val, data.y_val),
+        slices=slices, on_slice=lambda part: parts.append((part, validate_mid_epoch(model, validation))),
     )  # fmt: skip
     model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=2,
               batch_size=64, callbacks=[callback], verbose=0, shuffle=False)  # fmt: skip
