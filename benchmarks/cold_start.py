@@ -2,13 +2,15 @@
 
 Usage: HARNESS_DATA_DIR=~/data .venv/bin/python benchmarks/cold_start.py \\
            [--space benchmarks/cold_start/fashion_mnist.yaml] [--budget 600] [--seed 0] \\
-           [--tools harness,kerastuner,optuna[,harness-no-probe]]
+           [--tools harness,kerastuner,optuna[,harness-no-probe][,harness-compared]]
        .venv/bin/python benchmarks/cold_start.py --combine RUN1/curves.json RUN2/curves.json ...
 
 Three tools, back to back in fresh processes on the same cores, each with the same space,
 split, `max_epochs` and wall budget:
 - harness with its defaults (`harness search SPACE --time-budget B --seed S`), and on request
-  without its cold-start probe (`harness-no-probe`: `search.probe: false`);
+  without its cold-start probe (`harness-no-probe`: `search.probe: false`) or with ASHA
+  comparing sampled trials with the probe at its rungs (`harness-compared`:
+  `search.scheduler.compare_with_start_points: true`);
 - KerasTuner 1.4.8 Hyperband (not a dependency: installed beside the project as
   benchmarks/anytime.py says), sampling into harness' own model builder;
 - Optuna alone, as a user writes it in one process: TPE with `HyperbandPruner`, a Keras
@@ -102,6 +104,13 @@ study.optimize(objective, n_trials=spec.search.trials)
 """
 
 
+VARIANTS: dict[str, dict[str, object]] = {
+    "harness-no-probe": {"search.probe": False},
+    "harness-compared": {"search.scheduler.compare_with_start_points": True},
+}
+"""harness with one setting changed, by tool name."""
+
+
 def run_harness(
     spec_path: str, budget: float, seed: int, out: Path, name: str = "harness"
 ) -> tuple[list[tuple[float, float]], int]:
@@ -157,10 +166,10 @@ def main() -> None:
     for tool in args.tools.split(","):
         if tool == "harness":
             curves[tool], configs[tool] = run_harness(str(spec_path), args.budget, args.seed, out)
-        elif tool == "harness-no-probe":  # the cold-start probe (search.probe) off
-            cold, unprobed = out / "no-probe.yaml", spec.with_overrides(**{"search.probe": False})
-            cold.write_text(yaml.safe_dump(unprobed.model_dump(mode="json")))
-            curves[tool], configs[tool] = run_harness(str(cold), args.budget, args.seed, out, tool)
+        elif tool in VARIANTS:  # harness with one setting changed
+            variant = out / f"{tool}.yaml"
+            variant.write_text(yaml.safe_dump(spec.with_overrides(**VARIANTS[tool]).model_dump(mode="json")))
+            curves[tool], configs[tool] = run_harness(str(variant), args.budget, args.seed, out, tool)
         elif tool == "kerastuner":
             logged = run_logged(KERASTUNER, str(spec_path), args.budget, out, "kt")
             curves[tool] = [(r["t"], r["val_accuracy"]) for r in logged]

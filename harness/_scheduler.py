@@ -38,7 +38,7 @@ def make_scheduler(spec: SearchSpec) -> TrialScheduler:
             grace_period=1 if sched.sub_epoch_rungs else min(sched.grace_period, max_t),
             reduction_factor=sched.reduction_factor,
         )  # fmt: skip
-    return StartPointsFirst(inner) if spec.first_points else inner
+    return StartPointsFirst(inner, compared=sched.seeded) if spec.first_points else inner
 
 
 def is_start_point(trial: Trial) -> bool:
@@ -46,15 +46,20 @@ def is_start_point(trial: Trial) -> bool:
 
 
 class StartPointsFirst(TrialScheduler):
-    """Runs start points first and to completion; the wrapped scheduler never sees them.
+    """Runs start points first and to completion; by default the wrapped scheduler never sees them.
 
     Hiding them (rather than vetoing its decisions) keeps a synchronous scheduler's
-    brackets whole: Hyperband waits for every member of a rung.
+    brackets whole: Hyperband waits for every member of a rung. With `compared` (ASHA only)
+    the wrapped scheduler records their reports at its rungs, and its decisions on them are
+    ignored: the first sampled trials then meet the start points' scores at every rung.
     """
 
-    def __init__(self, inner: TrialScheduler) -> None:
+    def __init__(self, inner: TrialScheduler, *, compared: bool = False) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self.inner = inner
+        self.inner, self.compared = inner, compared
+
+    def _hidden(self, trial: Trial) -> bool:
+        return is_start_point(trial) and not self.compared
 
     @property
     def metric(self) -> Any:
@@ -68,26 +73,27 @@ class StartPointsFirst(TrialScheduler):
         return bool(self.inner.set_search_properties(metric, mode, **spec))
 
     def on_trial_add(self, tune_controller: TuneController, trial: Trial) -> None:
-        if not is_start_point(trial):
+        if not self._hidden(trial):
             self.inner.on_trial_add(tune_controller, trial)
 
     def on_trial_error(self, tune_controller: TuneController, trial: Trial) -> None:
-        if not is_start_point(trial):
+        if not self._hidden(trial):
             self.inner.on_trial_error(tune_controller, trial)
 
     def on_trial_result(self, tune_controller: TuneController, trial: Trial, result: dict[str, Any]) -> str:
-        if is_start_point(trial):
+        if self._hidden(trial):
             return TrialScheduler.CONTINUE
-        return str(self.inner.on_trial_result(tune_controller, trial, result))
+        decision = str(self.inner.on_trial_result(tune_controller, trial, result))  # recorded at its rungs
+        return TrialScheduler.CONTINUE if is_start_point(trial) else decision
 
     def on_trial_complete(
         self, tune_controller: TuneController, trial: Trial, result: dict[str, Any]
     ) -> None:
-        if not is_start_point(trial):
+        if not self._hidden(trial):
             self.inner.on_trial_complete(tune_controller, trial, result)
 
     def on_trial_remove(self, tune_controller: TuneController, trial: Trial) -> None:
-        if not is_start_point(trial):
+        if not self._hidden(trial):
             self.inner.on_trial_remove(tune_controller, trial)
 
     def choose_trial_to_run(self, tune_controller: TuneController) -> Trial | None:

@@ -198,6 +198,7 @@ def _context(spec: SearchSpec, data: Dataset, results: Location, run_id: str, ba
         deadline=None if spec.search.time_budget_s is None else time.time() + spec.search.time_budget_s,
         units_per_epoch=spec.search.scheduler.units_per_epoch,
         first_epoch_fractions=spec.search.scheduler.first_epoch_fractions(),
+        start_points_compared=spec.search.scheduler.seeded,
     )
 
 

@@ -142,6 +142,23 @@ class Scheduler(_Strict):
     # next (2 at factor 3: trials are compared after 1/9 and 1/3 of an epoch); null = 2 where
     # they apply (ASHA, grace_period 1, a whole reduction_factor), else 0
     first_epoch_rungs: int | None = Field(None, ge=0, le=4)
+    # ASHA only: start points (and the probe) report at its rungs without being stopped, so the
+    # first sampled trials are compared with them instead of passing every rung unopposed
+    compare_with_start_points: bool | None = None
+
+    @model_validator(mode="after")
+    def _start_points_compared_by_asha_only(self) -> Scheduler:
+        if self.compare_with_start_points and self.name != "asha":
+            raise ValueError(
+                f"compare_with_start_points: only the asha scheduler records start points at its rungs "
+                f"(a synchronous scheduler waits for every member of a rung); got {self.name}"
+            )
+        return self
+
+    @property
+    def seeded(self) -> bool:
+        """Whether start points' reports count at ASHA's rungs."""
+        return bool(self.compare_with_start_points) and self.name == "asha"
 
     @model_validator(mode="after")
     def _rungs_apply(self) -> Scheduler:
@@ -247,6 +264,7 @@ ADDED_LATER = (
     ("search", "trial_timeout_s"),
     ("search", "probe"),
     ("search", "scheduler", "first_epoch_rungs"),
+    ("search", "scheduler", "compare_with_start_points"),
 )
 """Spec fields added after the first release, left out of `spec_hash` while unset."""
 

@@ -77,6 +77,7 @@ class TrialContext:
     deadline: float | None = None  # the time budget's end (time.time()): trials wind down then
     units_per_epoch: int = 1  # the scheduler's `FIDELITY` units in an epoch
     first_epoch_fractions: tuple[float, ...] = ()  # where in the first epoch to report (1/9, 1/3)
+    start_points_compared: bool = False  # ASHA records start points at its rungs: they report slices too
 
     @property
     def metrics(self) -> list[str]:
@@ -234,9 +235,9 @@ class _Attempt:
         """Batch counts of the first epoch after which to report, and their fractions.
 
         Only a fresh attempt reports inside its first epoch (a resumed one has finished it), and
-        never a start point (no scheduler compares it).
+        a start point only where ASHA records it at its rungs (`compare_with_start_points`).
         """
-        if self.progress.epochs or self.config.get(START_POINT):
+        if self.progress.epochs or (self.config.get(START_POINT) and not self.ctx.start_points_compared):
             return {}
         batches = self._batches_per_epoch()
         at = {max(1, math.ceil(f * batches)): f for f in self.ctx.first_epoch_fractions}

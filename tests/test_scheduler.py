@@ -64,3 +64,30 @@ def test_asha_compares_trials_inside_their_first_epoch(tmp_path, local_ray, writ
     assert sorted(curves.groupby("trial_id").size().items()) == sorted(
         [(first.trial_id, 2), (good.trial_id, 2)]
     )  # curves stay one row per epoch: the first epoch's parts are the scheduler's
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("compared", [False, True], ids=["start-point-hidden", "start-point-compared"])
+def test_the_first_sampled_trial_meets_the_start_point_at_asha_s_rungs_only_when_compared(
+    tmp_path, local_ray, write_spec, compared
+):
+    """A start point is never stopped; with `compare_with_start_points` ASHA records its reports, so
+    the first sampled trial (a hopeless learning rate) is stopped at its first rung instead of
+    running unopposed to the end."""
+    space = {"conv_blocks": 1, "filters": 8, "kernel_size": 3, "dense_units": 16, "batch_size": 8,
+             "learning_rate": {"type": "categorical", "choices": [0.01, 1.0e-7]}}  # fmt: skip
+    scheduler = {"name": "asha", "reduction_factor": 3, "compare_with_start_points": compared}
+    search = {"trials": 2, "max_epochs": 2, "sampler": "random", "seed": 0, "max_concurrent": 1,
+              "start_from": [{"learning_rate": 0.01}], "scheduler": scheduler}  # fmt: skip
+    frame = run_search(load_spec(write_spec(space=space, search=search)), results_dir=tmp_path)
+    start, sampled = frame.sort_values("started_at").itertuples()
+    assert start.hp_learning_rate == 0.01 and start.status == "completed"
+    assert sampled.hp_learning_rate == 1e-7
+    fidelities = _fidelities(tmp_path)
+    if compared:
+        assert fidelities[start.trial_id] == [1, 3, 9, 18]  # it reports at the rungs inside its first epoch
+        assert (sampled.status, sampled.stop_reason, sampled.epochs_run) == ("pruned", "scheduler", 0)
+        assert fidelities[sampled.trial_id] == [1]
+    else:
+        assert fidelities[start.trial_id] == [9, 18]  # whole epochs only: nobody compares it
+        assert sampled.status == "completed" and fidelities[sampled.trial_id] == [1, 3, 9, 18]
