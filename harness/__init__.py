@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from harness._bench import run_suite
 from harness._curves import load_curves
+from harness._data import Data
 from harness._dry_run import DryRun, dry_run
 from harness._errors import ArgumentError, DataError, HarnessError, InternalError, SpecError, TrialFailed
 from harness._evaluate import Evaluation, evaluate_trial
@@ -28,6 +29,7 @@ from harness._version import RESULTS_FORMAT, __version__
 __all__ = [
     "RESULTS_FORMAT",
     "ArgumentError",
+    "Data",
     "DataError",
     "DryRun",
     "EpochRecord",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from harness._data import Data
 from harness._export import load_trial_model, trial_data
 from harness._storage import Location, Results, atomic_write
 
@@ -63,11 +64,13 @@ def evaluate_predictions(y_true: np.ndarray, y_pred: np.ndarray, class_names: li
 
 
 def evaluate_trial(
-    row: pd.Series, *, results_dir: Results = "results", data_dir: str | Path | None = None
-) -> Evaluation:
-    """Reload the trial's model and evaluate it on the held-out test set."""
+    row: pd.Series, *, results_dir: Results = "results", data_dir: str | Path | None = None,
+    data: Data | None = None,
+) -> Evaluation:  # fmt: skip
+    """Reload the trial's model and evaluate it on the held-out test set (`data`: the arrays
+    passed to a search from Python)."""
     model = load_trial_model(row)
-    _, data = trial_data(row, results_dir, data_dir)
+    _, data = trial_data(row, results_dir, data_dir, data)
     predicted = np.argmax(model.predict(data.x_test, verbose=0, batch_size=256), axis=1)
     wrong = np.flatnonzero(predicted != data.y_test)[:MISCLASSIFIED_SHOWN]
     names = data.class_names

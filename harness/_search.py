@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from harness._cluster import init_ray
-from harness._data import Dataset, load_dataset
+from harness._data import Data, Dataset, for_data, load_dataset
 from harness._devices import choose_backend, provisional_backend, requested_backend
 from harness._errors import ArgumentError, InternalError
 from harness._leaderboard import compact
@@ -61,6 +61,7 @@ def run_search(
     resume: bool = False,
     mlflow: str | None = None,
     console: Console | None = None,
+    data: Data | None = None,
 ) -> pd.DataFrame:
     """Run (or resume) the search `spec` describes; return its study's leaderboard, best first.
 
@@ -70,16 +71,19 @@ def run_search(
     `frame.attrs["run_id"]` names this run (`frame[frame.run_id == ...]` are its rows).
     `mlflow` (a tracking URI) logs each trial as an MLflow run under an experiment named after
     the study; a resumed run keeps the setting it started with.
+    `data` (`Data.from_arrays(x, y)`) searches your own arrays: the spec's `dataset.name` is
+    `arrays`, without a path; a resume needs the same arrays again.
     """
     console = console or Console(stderr=True)
     # Every other epoch of a trial forces Ray's experiment snapshot (KEPT_CHECKPOINTS): expected.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     requested = requested_backend(backend)  # an explicit backend is checked here, before Ray
     _check_sampler(spec)
+    spec = for_data(spec, data)
     results = Location.of(results_dir)
     run_dir = _run_dir(results, spec, resume)
     tracker = _mlflow(mlflow, spec.study)
-    data = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
+    dataset = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed, data=data)
     env = {**worker_env(provisional_backend(requested)), **storage_env(results)}  # no secrets: Ray logs it
     placement = place(spec, init_ray(address, env, console))
     auto_gpus = spec.resources.gpus_per_trial == "auto"
@@ -88,9 +92,9 @@ def run_search(
         ensure_format(results)
         save_spec(spec, results)
         write_text(run_dir / SPEC_HASH_FILE, spec.spec_hash())
-        ctx = _context(spec, data, results, run_dir.name, backend)
+        ctx = _context(spec, dataset, results, run_dir.name, backend)
         with LiveProgress(spec.study, spec.search.trials, console):
-            _fit(_tuner(spec, ctx, data, results, run_dir, resume, placement, tracker), results)
+            _fit(_tuner(spec, ctx, dataset, results, run_dir, resume, placement, tracker), results)
         compact(results, spec.study)
         frame = load_leaderboard(results, spec.study)
         _sweep(results, spec.study, frame, console)

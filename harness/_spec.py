@@ -7,6 +7,7 @@ import hashlib
 import json
 import operator
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -29,8 +30,10 @@ from harness._points import point_params, probe_point
 from harness._space import CategoricalDist, FloatDist, IntDist, validate_space
 from harness._storage import Location, Results, write_text
 
-DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_folder"]
+DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_folder", "arrays"]
 DATASETS: tuple[str, ...] = get_args(DatasetName)
+OWN_DATA = ("image_folder", "arrays")
+"""Datasets a spec names by `dataset.path`: a folder of images, an `.npz` file of arrays."""
 
 
 _ONE, _MANY = "(one objective)", "(objectives)"
@@ -62,6 +65,8 @@ class DatasetSpec(_Strict):
     image_size: tuple[int, int] | None = None
     validation_split: float = Field(0.1, gt=0.0, lt=1.0)
     limit_train: int | None = Field(None, ge=10)
+    test_split: float | None = Field(None, gt=0.0, lt=1.0)  # data without a test set: 0.2 when unset
+    digest: str | None = Field(None, pattern=r"^[0-9a-f]{12}$")  # arrays from Python: set by run_search
 
     @field_validator("classes")
     @classmethod
@@ -81,12 +86,17 @@ class DatasetSpec(_Strict):
         return size
 
     @model_validator(mode="after")
-    def _path_for_image_folder_only(self) -> DatasetSpec:
+    def _path_for_own_data_only(self) -> DatasetSpec:
         """A built-in dataset is found by name: a path there would be silently ignored."""
-        if self.path is not None and self.name != "image_folder":
+        if self.path is not None and self.name not in OWN_DATA:
             raise ValueError(
-                f"dataset.path is only for image_folder; got path {self.path!r} with name {self.name}. "
-                "Remove it, and use --data-dir / HARNESS_DATA_DIR for built-in datasets"
+                f"dataset.path is only for {' and '.join(OWN_DATA)}; got path {self.path!r} with name "
+                f"{self.name}. Remove it, and use --data-dir / HARNESS_DATA_DIR for built-in datasets"
+            )
+        if self.digest is not None and (self.name != "arrays" or self.path is not None):
+            raise ValueError(
+                "dataset.digest names arrays passed from Python (run_search(spec, data=...) sets it); "
+                f"got it with name {self.name} and path {self.path!r}. Remove it"
             )
         return self
 
@@ -247,6 +257,8 @@ ADDED_LATER = (
     ("search", "trial_timeout_s"),
     ("search", "probe"),
     ("search", "scheduler", "first_epoch_rungs"),
+    ("dataset", "test_split"),
+    ("dataset", "digest"),
 )
 """Spec fields added after the first release, left out of `spec_hash` while unset."""
 
@@ -421,9 +433,15 @@ def load_saved_spec(results_dir: Results, spec_hash: str) -> SearchSpec:
     return _validate(json.loads(path.read_text()), str(path))
 
 
-def load_spec(path: str | Path) -> SearchSpec:
-    """Read and validate a YAML search space; raise SpecError naming file and field."""
-    return _load(Path(path), nested=False)
+def load_spec(source: str | Path | Mapping[str, Any]) -> SearchSpec:
+    """Read and validate a YAML search space, or validate one built in Python as a dict (the
+    same sections as the file); raise SpecError naming the file and field.
+
+    Relative paths in a dict (`start_from`, `dataset.path`) are relative to the working directory.
+    """
+    if isinstance(source, Mapping):
+        return _validate(dict(source), "the spec dict", {"base_dir": str(Path.cwd()), "nested": False})
+    return _load(Path(source), nested=False)
 
 
 def _load(path: Path, *, nested: bool) -> SearchSpec:

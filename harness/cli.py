@@ -384,10 +384,12 @@ def datasets(data_dir: DataDirOpt = None) -> None:
     table = Table(title="Datasets")
     table.add_column("name")
     table.add_column("found at")
+    own = {
+        "image_folder": "your folder (dataset.path): <class>/*, or train/<class>/* and test/<class>/*",
+        "arrays": "your .npz file (dataset.path), or arrays from Python (harness.Data)",
+    }
     for name in DATASETS:
-        where = locate(name, data_dir)
-        if name == "image_folder":
-            where = "any folder with train/<class>/* and test/<class>/* (dataset.path)"
+        where = own.get(name) or locate(name, data_dir)
         table.add_row(name, where or "[red]not found[/] (a Keras download will be tried)")
     console.print(table)
     console.print("Searched: " + ", ".join(str(r) for r in search_roots(data_dir)))
