@@ -70,16 +70,16 @@ def evaluate_trial(
     """Reload the trial's model and evaluate it on the held-out test set (`data`: the arrays
     passed to a search from Python)."""
     model = load_trial_model(row)
-    _, data = trial_data(row, results_dir, data_dir, data)
-    predicted = np.argmax(model.predict(data.x_test, verbose=0, batch_size=256), axis=1)
-    wrong = np.flatnonzero(predicted != data.y_test)[:MISCLASSIFIED_SHOWN]
-    names = data.class_names
+    _, dataset = trial_data(row, results_dir, data_dir, data)
+    predicted = np.argmax(model.predict(dataset.x_test, verbose=0, batch_size=256), axis=1)
+    wrong = np.flatnonzero(predicted != dataset.y_test)[:MISCLASSIFIED_SHOWN]
+    names = dataset.class_names
     mistakes = Misclassified(
-        images=np.asarray(data.x_test[wrong]),
-        true=[names[i] for i in data.y_test[wrong]],
+        images=np.asarray(dataset.x_test[wrong]),
+        true=[names[i] for i in dataset.y_test[wrong]],
         predicted=[names[i] for i in predicted[wrong]],
     )
-    evaluation = evaluate_predictions(data.y_test, predicted, names)
+    evaluation = evaluate_predictions(dataset.y_test, predicted, names)
     return replace(evaluation, misclassified=mistakes)
 
 
