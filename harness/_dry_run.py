@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness._constraints import feasible
-from harness._data import describe
+from harness._data import Data, describe, for_data
 from harness._devices import provisional_backend, requested_backend
 from harness._points import point_params
 from harness._record import TrialRecord, TrialStatus
@@ -29,10 +29,17 @@ class DryRun:
     summary: list[str]  # the first model's Keras summary, line by line
 
 
-def dry_run(spec: SearchSpec, *, data_dir: str | Path | None = None, backend: str | None = None) -> DryRun:
+def dry_run(
+    spec: SearchSpec,
+    *,
+    data_dir: str | Path | None = None,
+    backend: str | None = None,
+    data: Data | None = None,
+) -> DryRun:
     """Validate what `run_search` would validate, find the data, and build the first model."""
     backend = provisional_backend(requested_backend(backend))  # GPUs are probed by the search itself
-    where, shape, classes = describe(spec.dataset, data_dir=data_dir)
+    spec = for_data(spec, data)
+    where, shape, classes = describe(spec.dataset, data_dir=data_dir, data=data)
     os.environ.setdefault("KERAS_BACKEND", backend)
     from harness._model import build_model
 

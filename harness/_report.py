@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from harness._curves import load_curves
+from harness._data import Data
 from harness._errors import ArgumentError, HarnessError
 from harness._names import check_name
 from harness._query import load_leaderboard, pareto_front
@@ -50,11 +51,13 @@ def build_report(
     out: str | Path | Location | None = None,
     data_dir: str | Path | None = None,
     top: int = 10,
+    data: Data | None = None,
 ) -> str:
     """Write `report-<study>.html` (under `out`, default `<results>/reports`); return where.
 
     `compare` adds studies side by side (a search and its baseline; one space on two
     backends): their best rows in one table and their anytime curves on one plot.
+    `data`: the arrays a study searched from Python, for its best trial's test evaluation.
     """
     everything, every_curve = load_leaderboard(results_dir), load_curves(results_dir)  # read once
     for argument, name in [("study", study), *(("compare", c) for c in compare)]:
@@ -74,7 +77,7 @@ def build_report(
         ),
         Section("pareto", "Pareto fronts", _figure(lambda ax: _pareto(ax, frame), panels=2)),
         *_optuna_sections(results_dir, frame),
-        Section("best", f"Best trial: {best['trial_id']}", _best_trial(best, results_dir, data_dir)),
+        Section("best", f"Best trial: {best['trial_id']}", _best_trial(best, results_dir, data_dir, data)),
     ]
     if compare:
         sections.insert(1, Section("compare", "Side by side", _compare_table(everything, [study, *compare])))
@@ -216,14 +219,14 @@ def _optuna_sections(results_dir: Results, frame: pd.DataFrame) -> list[Section]
     ]
 
 
-def _best_trial(row: pd.Series, results_dir: Results, data_dir: str | Path | None) -> str:
+def _best_trial(row: pd.Series, results_dir: Results, data_dir: str | Path | None, data: Data | None) -> str:
     """Per-class table, confusion matrix and misclassified test images of the best trial."""
     from harness._evaluate import confusion_figure, evaluate_trial, misclassified_figure
 
     if pd.isna(row.get("model_path")):
         return "<p>The best trial has no kept model (raise search.keep_models).</p>"
     try:
-        evaluation = evaluate_trial(row, results_dir=results_dir, data_dir=data_dir)
+        evaluation = evaluate_trial(row, results_dir=results_dir, data_dir=data_dir, data=data)
     except HarnessError as exc:
         return f"<p>Not evaluated here: {html.escape(str(exc))}</p>"
     title = f"{row['study']} / {row['trial_id']}: test accuracy {evaluation.accuracy:.4f}"

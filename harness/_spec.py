@@ -433,18 +433,29 @@ def load_saved_spec(results_dir: Results, spec_hash: str) -> SearchSpec:
     return _validate(json.loads(path.read_text()), str(path))
 
 
-def load_spec(source: str | Path | Mapping[str, Any]) -> SearchSpec:
+def load_spec(source: str | Path | Mapping[str, Any], *, own_data: bool = False) -> SearchSpec:
     """Read and validate a YAML search space, or validate one built in Python as a dict (the
     same sections as the file); raise SpecError naming the file and field.
 
     Relative paths in a dict (`start_from`, `dataset.path`) are relative to the working directory.
+    `own_data`: the data will be passed from Python (`Data`), so a spec without a `dataset`
+    section means `{name: arrays}`.
     """
     if isinstance(source, Mapping):
-        return _validate(dict(source), "the spec dict", {"base_dir": str(Path.cwd()), "nested": False})
-    return _load(Path(source), nested=False)
+        raw, where, base = dict(source), "the spec dict", Path.cwd()
+    else:
+        raw, where, base = _read(Path(source)), str(source), Path(source).parent
+    if own_data:
+        raw.setdefault("dataset", {"name": "arrays"})
+    return _validate(raw, where, {"base_dir": str(base), "nested": False})
 
 
 def _load(path: Path, *, nested: bool) -> SearchSpec:
+    return _validate(_read(path), str(path), {"base_dir": str(path.parent), "nested": nested})
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """A spec file's top-level mapping, unvalidated."""
     if not path.is_file():
         raise SpecError(f"{path}: no such file. Pass the path of a search space YAML file.")
     try:
@@ -457,7 +468,7 @@ def _load(path: Path, *, nested: bool) -> SearchSpec:
         raise SpecError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: the top level must be a mapping with study, dataset, space.")
-    return _validate(raw, str(path), {"base_dir": str(path.parent), "nested": nested})
+    return raw
 
 
 class _DuplicateKey(Exception):

@@ -25,7 +25,7 @@ def test_import_harness_imports_neither_ray_nor_keras():
 
 CURATED = {
     "RESULTS_FORMAT", "__version__",
-    "load_spec", "SearchSpec", "Data", "run_search", "dry_run", "DryRun", "run_suite",
+    "search", "Study", "load_study", "load_spec", "SearchSpec", "Data", "run_search", "dry_run", "DryRun", "run_suite",
     "load_leaderboard", "sort_leaderboard", "pareto_front", "load_curves", "select_trial",
     "export_trial", "evaluate_trial", "Evaluation", "predict_images",
     "TrialRecord", "EpochRecord", "Provenance", "TrialStatus", "StopReason", "ErrorKind",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,6 +139,15 @@ def test_data_needs_a_spec_whose_dataset_is_arrays_without_a_path():
         for_data(load_spec_dict(), (x, y))  # type: ignore[arg-type]
 
 
+def test_dry_run_describes_arrays_from_python():
+    from harness import dry_run
+
+    x, y = digits_arrays()
+    checked = dry_run(load_spec_dict(space={"conv_blocks": 1, "filters": 4}), data=Data.from_arrays(x, y))
+    assert checked.data_location == "arrays from Python" and checked.input_shape == (8, 8, 1)
+    assert checked.class_names == [str(i) for i in range(10)] and checked.params > 0
+
+
 def test_npz_file_from_the_spec_loads_like_keras_datasets_arrays(tmp_path):
     x, y = digits_arrays()
     names = np.array([f"digit {i}" for i in range(10)])
@@ -184,34 +194,42 @@ def load_spec_dict(**sections):
 
 
 @pytest.mark.slow
-def test_a_search_from_python_on_arrays_without_a_test_set_exports_and_predicts_with_them(
+def test_a_search_from_python_on_arrays_without_a_test_set_is_a_study_to_load_export_and_report(
     tmp_path, local_ray
 ):
-    from harness import export_trial, predict_images, run_search, select_trial
+    import harness
 
     x, y = digits_arrays()
     names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
     data = Data.from_arrays(x, names[y])  # string labels, no test set: one is carved
     lr = {"type": "float", "low": 3e-3, "high": 1e-2}
-    spec = load_spec({
-        "study": "own", "dataset": {"name": "arrays", "validation_split": 0.2},
-        "search": {"trials": 2, "max_epochs": 2, "seed": 0, "probe": False},
+    space = {  # a dict, and no dataset section: the data says what it is
+        "study": "own", "search": {"max_epochs": 2, "seed": 0, "probe": False},
         "resources": {"cpus_per_trial": 1},
         "space": {"conv_blocks": 1, "filters": 8, "dense_units": 16, "learning_rate": lr},
-    })  # fmt: skip
-    frame = run_search(spec, data=data, results_dir=tmp_path / "r")
+    }  # fmt: skip
+    study = harness.search(space, data=data, trials=2, results=tmp_path / "r")
 
-    assert len(frame) == 2 and set(frame["status"]) == {"completed"}
-    assert set(frame["dataset"]) == {"arrays (test: 20% of train, carved)"}
-    row = select_trial(frame)
-    card = export_trial(row, tmp_path / "out", results_dir=tmp_path / "r", data=data)
+    assert [t.status for t in study.trials] == ["completed", "completed"]
+    assert {t.dataset for t in study.trials} == {"arrays (test: 20% of train, carved)"}
+    best = study.best_trial
+    assert best.val_accuracy == max(t.val_accuracy or 0 for t in study.trials)
+    assert study.to_pandas()["trial_id"].iloc[0] == best.trial_id
+
+    assert study.load_model().count_params() == best.params
+    assert study.evaluate().accuracy == pytest.approx(best.test_accuracy, abs=1e-6)
+    card = study.export(tmp_path / "out")
     assert card["dataset"]["class_names"] == sorted(names.tolist())
-    assert card["verified_test_accuracy"] == pytest.approx(row["test_accuracy"], abs=1e-3)
+    assert card["verified_test_accuracy"] == pytest.approx(best.test_accuracy, abs=1e-3)
+    assert Path(study.report(tmp_path / "reports")).read_text().count("Misclassified test images") == 1
+
+    again = harness.load_study(tmp_path / "r")  # without the arrays: what needs them says so
+    assert again.trials == study.trials
     with pytest.raises(ExportError, match="pass the same arrays again"):
-        export_trial(row, tmp_path / "out2", results_dir=tmp_path / "r")
+        again.export(tmp_path / "out2")
 
     Image.fromarray(np.round(x[0] * 255).astype(np.uint8)).save(tmp_path / "zero.png")
-    (prediction,) = predict_images(tmp_path / "out", [tmp_path / "zero.png"], top=3)
+    (prediction,) = harness.predict_images(tmp_path / "out", [tmp_path / "zero.png"], top=3)
     assert {name for name, _ in prediction.top} <= set(names)
 
 
