@@ -85,23 +85,18 @@ def evaluate_trial(
 
 def confusion_png(confusion: pd.DataFrame, path: str | Path | Location, title: str) -> str:
     """Draw the confusion matrix (counts, true label down, predicted across) to a PNG."""
-    import matplotlib.pyplot as plt
-
     fig = confusion_figure(confusion, title)
-    written = atomic_write(path, lambda stream: fig.savefig(stream, format="png", dpi=120))
-    plt.close(fig)
-    return written
+    return atomic_write(path, lambda stream: fig.savefig(stream, format="png", dpi=120))
 
 
 def confusion_figure(confusion: pd.DataFrame, title: str) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """A `Figure` of its own (not pyplot's): a notebook's backend and figures are left alone."""
+    from matplotlib.figure import Figure
     from sklearn.metrics import ConfusionMatrixDisplay
 
     size = max(5.0, 0.6 * len(confusion) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = Figure(figsize=(size, size))
+    ax = fig.subplots()
     ConfusionMatrixDisplay(confusion.to_numpy(), display_labels=list(confusion.index)).plot(
         ax=ax, xticks_rotation=45, colorbar=False, cmap="Blues"
     )
@@ -112,14 +107,12 @@ def confusion_figure(confusion: pd.DataFrame, title: str) -> Figure:
 
 def misclassified_figure(mistakes: Misclassified, columns: int = 8) -> Figure:
     """A grid of wrongly classified test images, each titled predicted / true."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     count = max(1, len(mistakes.images))
     rows = -(-count // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False)
+    fig = Figure(figsize=(1.6 * columns, 1.9 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     shown = zip(axes.flat, mistakes.images, mistakes.true, mistakes.predicted, strict=False)

@@ -113,26 +113,22 @@ def _table(frame: pd.DataFrame, columns: Sequence[str] = TOP_COLUMNS) -> str:
 
 
 def _figure(draw: Callable[[Any], None], panels: int = 1) -> str:
-    """Run `draw` on fresh axes and embed the figure as a base64 PNG."""
-    import matplotlib
+    """Run `draw` on fresh axes and embed the figure as a base64 PNG. A `Figure` of its own, not
+    pyplot's: the caller's backend and open figures (a notebook's) are left alone."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
+    fig = Figure(figsize=(6 * panels, 4))
+    axes = fig.subplots(1, panels, squeeze=False)
     draw(axes[0] if panels > 1 else axes[0][0])
     return _embed(fig)
 
 
 def _embed(fig: Figure) -> str:
-    import matplotlib.pyplot as plt
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # slice axes: "not compatible with tight_layout"
         fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     return f'<img alt="figure" src="data:image/png;base64,{data}">'
 
@@ -188,9 +184,7 @@ def _pareto(axes: Any, frame: pd.DataFrame) -> None:
 
 def _optuna_sections(results_dir: Results, frame: pd.DataFrame) -> list[Section]:
     """Optuna's importance evaluator and slice plot over the study's latest spec and its rows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     import optuna
 
     from harness._searcher import as_study
@@ -213,9 +207,11 @@ def _optuna_sections(results_dir: Results, frame: pd.DataFrame) -> list[Section]
     first = ax.flat[0] if isinstance(ax, np.ndarray) else ax
     figure = first.get_figure(root=True)
     assert figure is not None  # axes drawn by Optuna belong to a figure
+    slices = _embed(figure)
+    plt.close(figure)  # Optuna draws through pyplot: close what it opened, nothing else
     return [
         Section("importance", "Hyperparameter importances (Optuna, fANOVA)", _table(table, table.columns)),
-        Section("slice", "Objective against each sampled parameter", _embed(figure)),
+        Section("slice", "Objective against each sampled parameter", slices),
     ]
 
 

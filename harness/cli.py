@@ -116,8 +116,18 @@ def search(
     top: Annotated[int, typer.Option(help="Rows in the final table.")] = 10,
     mlflow: Annotated[
         str | None,
-        typer.Option(help="Log each trial as an MLflow run to this tracking URI (sqlite:///mlflow.db, http://...)."),
+        typer.Option(
+            help="Log each trial as an MLflow run to this tracking URI (sqlite:///mlflow.db, http://...)."
+        ),
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            envvar="HARNESS_STRICT",
+            help="Exit 1 when any trial failed inside harness' own code (default: only when all did).",
+        ),
+    ] = False,
 ) -> None:
     """Run a hyperparameter search (or a fixed baseline) and print its leaderboard."""
 
@@ -145,6 +155,7 @@ def search(
         resume=resume,
         mlflow=mlflow,
         console=err_console,
+        strict=strict,
     )
     console.print(leaderboard_table(frame.head(top), title=f"{spec.study}: top {top}"))
     counts = frame["status"].value_counts().to_dict() if not frame.empty else {}

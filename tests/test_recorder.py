@@ -92,7 +92,7 @@ def test_final_reports_are_written_as_sent_and_top_k_is_kept(recorder, tmp_path)
     assert not (models / "a.keras").exists() and (models / "b.keras").exists()
 
 
-def test_internal_failures_leave_a_traceback_and_fail_strict_runs(recorder, tmp_path, monkeypatch):
+def test_internal_failures_leave_a_traceback_and_fail_strict_runs(recorder, tmp_path):
     record = make_record(trial_id="bug", status="failed", acc=None, error="KeyError: 'x'",
                          error_kind=ErrorKind.INTERNAL, run_id="run-1")  # fmt: skip
     trial = Trial("bug", last_result={REPORT_KEY: FinalReport(record=record, traceback="Traceback ...")})
@@ -102,8 +102,7 @@ def test_internal_failures_leave_a_traceback_and_fail_strict_runs(recorder, tmp_
     spec = SearchSpec.model_validate({"study": "s", "dataset": {"name": "digits"}, "search": {"trials": 1}})
     frame = load_leaderboard(tmp_path)
     with pytest.raises(InternalError, match="bug:\nTraceback"):
-        _report_end(spec, frame, Location.of(run_dir), console=_quiet())
-    monkeypatch.setenv("HARNESS_STRICT", "0")
+        _report_end(spec, frame, Location.of(run_dir), console=_quiet(), strict=True)
     with pytest.raises(InternalError, match=r"all 1 trial\(s\) of run run-1 failed inside harness itself"):
         _report_end(spec, frame, Location.of(run_dir), console=_quiet())  # every trial of the run did
     done = Trial(
