@@ -42,18 +42,18 @@ class Study:
 
     @classmethod
     def load(
-        cls, results_dir: Results = "results", name: str | None = None, *, data: Data | None = None
+        cls, results_dir: Results = "results", *, study: str | None = None, data: Data | None = None
     ) -> Study:
-        """The study `name` under `results_dir` (the only one there when not given).
+        """The study named `study` under `results_dir` (the only one there when not given).
 
         `data`: the arrays it searched from Python, which evaluation and export need again.
         """
-        frame = load_leaderboard(results_dir, check_name("name", name) if name else None)
+        frame = load_leaderboard(results_dir, check_name("study", study) if study else None)
         found = sorted(frame["study"].unique()) if not frame.empty else []
-        if name is None and len(found) != 1:
-            raise ArgumentError("name", f"is needed: the studies under {results_dir} are {found}", name)
+        if study is None and len(found) != 1:
+            raise ArgumentError("study", f"is needed: the studies under {results_dir} are {found}", study)
         if not found:
-            raise ArgumentError("name", f"must name a study with rows under {results_dir}", name)
+            raise ArgumentError("study", f"must name a study with rows under {results_dir}", study)
         trials = tuple(TrialRecord.from_row(row) for row in frame.to_dict("records"))
         uri = results_dir.uri if isinstance(results_dir, Location) else str(results_dir)
         return cls(name=found[0], results_dir=uri, trials=trials, frame=frame, data=data)
@@ -144,10 +144,10 @@ class Study:
 
 
 def load_study(
-    results_dir: Results = "results", name: str | None = None, *, data: Data | None = None
+    results_dir: Results = "results", *, study: str | None = None, data: Data | None = None
 ) -> Study:
     """A study of a results folder as objects (`Study.load`)."""
-    return Study.load(results_dir, name, data=data)
+    return Study.load(results_dir, study=study, data=data)
 
 
 def search(
@@ -171,7 +171,7 @@ def search(
     from harness._search import run_search
 
     run_search(built, results_dir=results, resume=resume, data=data, **options)
-    return Study.load(results, built.study, data=data)
+    return Study.load(results, study=built.study, data=data)
 
 
 def _spec(spec: str | Path | Mapping[str, Any] | SearchSpec, data: Data | None) -> SearchSpec:

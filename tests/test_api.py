@@ -89,8 +89,9 @@ def test_results_is_a_documented_path_to_the_same_objects_and_private_modules_st
 
 
 def test_optional_parameters_are_keyword_only():
-    for fn in (harness.search, harness.load_study, harness.run_search, harness.select_trial, harness.export_trial, harness.evaluate_trial,
-               harness.dry_run, harness.run_suite, harness.sort_leaderboard):  # fmt: skip
+    for fn in (harness.search, harness.load_study, harness.run_search, harness.select_trial,
+               harness.export_trial, harness.evaluate_trial, harness.dry_run, harness.run_suite,
+               harness.sort_leaderboard):  # fmt: skip
         params = list(inspect.signature(fn).parameters.values())
         positional = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
         assert all(p.default is p.empty for p in positional[1:]), fn.__name__

@@ -44,7 +44,7 @@ def test_a_multi_objective_study_has_its_front_as_best_trials(tmp_path):
         make_record("m", "small", acc=0.90, params=100, **objectives),
         make_record("m", "worse", acc=0.85, params=500, **objectives),  # dominated by small
     )
-    study = Study.load(tmp_path, "m")
+    study = Study.load(tmp_path, study="m")
     assert [t.trial_id for t in study.best_trials] == ["big", "small"]
     assert study.best_trial.trial_id == "big"
 
@@ -54,11 +54,11 @@ def test_errors_say_what_is_missing(tmp_path):
     with pytest.raises(ArgumentError, match=r"is needed: the studies under .* are \['a', 'b'\]"):
         load_study(tmp_path)
     with pytest.raises(ArgumentError, match="must name a study with rows"):
-        load_study(tmp_path, "c")
+        load_study(tmp_path, study="c")
     with pytest.raises(HarnessError, match="study 'b' has no completed trial"):
-        load_study(tmp_path, "b").best_trial  # noqa: B018 - the property raises
+        load_study(tmp_path, study="b").best_trial  # noqa: B018 - the property raises
     with pytest.raises(ArgumentError, match="must name a trial of study 'a'"):
-        load_study(tmp_path, "a").trial("nope")
+        load_study(tmp_path, study="a").trial("nope")
 
 
 @pytest.mark.parametrize("seed", range(5))
