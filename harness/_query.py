@@ -10,6 +10,7 @@ from harness._errors import ArgumentError
 from harness._leaderboard import LEADERBOARD, dedupe
 from harness._models import model_file
 from harness._ranking import rank_key
+from harness._record import Direction
 from harness._storage import Location, Results
 
 _NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
@@ -134,9 +135,7 @@ def pareto_ranks(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.Series:
         raise ArgumentError("objectives", "must map each column to 'max' or 'min'", bad)
     scored = frame.dropna(subset=list(objectives))
     # Turn every objective into "smaller is better".
-    points = np.column_stack(
-        [scored[c].to_numpy(float) * (-1.0 if m == "max" else 1.0) for c, m in objectives.items()]
-    )
+    points = np.column_stack([Direction(m).badness(scored[c].to_numpy(float)) for c, m in objectives.items()])
     rank = np.full(len(points), -1)
     level = 0
     while (rank < 0).any():

@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness._record import Direction
+
 RankKey = tuple[int, int, float, float]
 """Smaller is better, element by element."""
 
@@ -30,10 +32,8 @@ def rank_key(status: Any, feasible: Any, value: Any, mode: Any, pareto_rank: Any
 
 def badness(value: Any, mode: Any) -> float:
     """The objective as "smaller is better"; a missing value is worst."""
-    number = _number(value, math.inf)
-    if math.isinf(number) and not _known(value):
-        return math.inf
-    return number if str(mode) == "min" else -number
+    number = _number(value, math.nan)
+    return math.inf if math.isnan(number) else Direction.of(mode).badness(number)
 
 
 def _known(value: Any) -> bool:

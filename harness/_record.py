@@ -31,6 +31,25 @@ FIDELITY = "fidelity"
 """The `tune.report` key counting training so far in the scheduler's units (`units_per_epoch`)."""
 
 
+class Direction(enum.StrEnum):
+    """Which way an objective improves: the one place "max" and "min" are told apart."""
+
+    MAX = "max"
+    MIN = "min"
+
+    @classmethod
+    def of(cls, mode: object) -> Direction:
+        """A row's `objective_mode` (rows written before it existed maximise)."""
+        return cls.MIN if str(mode) == "min" else cls.MAX
+
+    def better(self, value: float, than: float) -> bool:
+        return value > than if self is Direction.MAX else value < than
+
+    def badness(self, value: float) -> float:
+        """The value as "smaller is better"."""
+        return -value if self is Direction.MAX else value
+
+
 class TrialStatus(enum.StrEnum):
     """How a trial ended (the leaderboard's `status`)."""
 
@@ -91,7 +110,6 @@ class EpochRecord(_Scored):
     learning_rate: float | None = None
     epoch_s: float | None = None
     finished_at: datetime | None = None
-
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,7 +210,6 @@ class SliceReport(_Scored):
     params: int
     started_at: datetime
     provenance: Provenance
-
 
 
 @dataclass(frozen=True, kw_only=True)

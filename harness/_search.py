@@ -186,14 +186,11 @@ def _ray_storage(location: Location, key: str = "storage_path") -> dict[str, Any
 
 def _context(spec: SearchSpec, data: Dataset, results: Location, run_id: str, backend: str) -> TrialContext:
     es = spec.training.early_stopping
-    first = spec.objectives[0]
-    objectives = ",".join(f"{o.metric}:{o.direction}" for o in spec.objectives)
     return TrialContext(
         study=spec.study,
         run_id=run_id,
         dataset=data.name,
-        objective_metric=first.metric,
-        objective_mode=first.direction,
+        objectives=tuple(spec.objectives),
         spec_hash=spec.spec_hash(),
         models_dir=(results / "models" / spec.study).uri,
         max_epochs=spec.search.max_epochs,
@@ -201,7 +198,6 @@ def _context(spec: SearchSpec, data: Dataset, results: Location, run_id: str, ba
         early_stopping=es.model_dump() if es else None,
         backend=backend,
         constraints=spec.limits,
-        objectives=objectives if spec.multi_objective else None,
         deadline=None if spec.search.time_budget_s is None else time.time() + spec.search.time_budget_s,
         units_per_epoch=spec.search.scheduler.units_per_epoch,
         first_epoch_fractions=spec.search.scheduler.first_epoch_fractions(),
@@ -248,7 +244,7 @@ def _tuner(
     run_config = tune.RunConfig(
         name=run_dir.name,
         **_ray_storage(run_dir.parent),
-        callbacks=[recorder, SearchProgress(ctx.objective_metric, ctx.objective_mode)],
+        callbacks=[recorder, SearchProgress(ctx.objective_metric, ctx.direction)],
         verbose=0,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=KEPT_CHECKPOINTS),
         failure_config=tune.FailureConfig(max_failures=s.max_retries),  # from the last epoch's checkpoint
@@ -279,7 +275,7 @@ def _searcher(spec: SearchSpec, results: Location, dataset: str, run_id: str) ->
         storage=optuna_storage(results)[0],
         space=functools.partial(_define_by_run, space=spec.space),
         sampler=make_sampler(spec.search.sampler, spec.search.seed),
-        objectives=[(o.metric, o.direction) for o in spec.objectives],
+        objectives=tuple(spec.objectives),
         constraints=spec.limits,
         study_name=f"{spec.study}-{run_id}",
         start_points=start_points(spec),

@@ -32,6 +32,7 @@ from harness._points import distributions, point_params, row_point
 from harness._record import (
     FIDELITY,
     REPORT_KEY,
+    Direction,
     EpochReport,
     FinalReport,
     SliceReport,
@@ -39,7 +40,7 @@ from harness._record import (
     TrialStatus,
 )
 from harness._space import START_POINT, Value
-from harness._spec import Bound, SearchSpec
+from harness._spec import Bound, Objective, SearchSpec
 from harness._storage import Location, Results
 
 TRIAL_ID = "trial_id"
@@ -125,7 +126,7 @@ class HarnessSearch(OptunaSearch):
         *,
         space: Callable[[optuna.Trial], dict[str, Any]],
         sampler: optuna.samplers.BaseSampler,
-        objectives: list[tuple[str, str]],
+        objectives: tuple[Objective, ...],
         constraints: dict[str, Bound],
         study_name: str,
         start_points: list[dict[str, Value]],
@@ -135,7 +136,7 @@ class HarnessSearch(OptunaSearch):
         storage: optuna.storages.BaseStorage | None = None,
         time_budget_s: float | None = None,
     ) -> None:
-        metrics, modes = [m for m, _ in objectives], [d for _, d in objectives]
+        metrics, modes = [str(o.metric) for o in objectives], [str(o.direction) for o in objectives]
         super().__init__(
             space=space,
             sampler=sampler,
@@ -276,14 +277,15 @@ def earlier_trials(spec: SearchSpec, results_dir: Results, dataset: str) -> list
 
 
 _STATES = {TrialStatus.COMPLETED: TrialState.COMPLETE, TrialStatus.PRUNED: TrialState.PRUNED}
+_OPTUNA_DIRECTIONS = {
+    Direction.MAX: optuna.study.StudyDirection.MAXIMIZE,
+    Direction.MIN: optuna.study.StudyDirection.MINIMIZE,
+}
 
 
 def as_study(spec: SearchSpec, records: list[TrialRecord]) -> optuna.Study:
     """An in-memory Optuna study of leaderboard rows, for Optuna's importance and plotting tools."""
-    directions = [
-        optuna.study.StudyDirection.MAXIMIZE if o.direction == "max" else optuna.study.StudyDirection.MINIMIZE
-        for o in spec.objectives
-    ]
+    directions = [_OPTUNA_DIRECTIONS[o.direction] for o in spec.objectives]
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in memory" is noise here
     study = optuna.create_study(directions=directions)
     study.add_trials([t for t in (_as_trial(spec, r) for r in records) if t is not None])

@@ -27,6 +27,7 @@ from pydantic import (
 from harness._errors import ArgumentError, SpecError
 from harness._names import MAX_NAME, NAME_PATTERN
 from harness._points import point_params, probe_point
+from harness._record import Direction
 from harness._space import CategoricalDist, FloatDist, IntDist, validate_space
 from harness._storage import Location, Results, write_text
 
@@ -124,9 +125,12 @@ class Objective(_Strict):
         return self
 
     @property
-    def direction(self) -> Literal["max", "min"]:
+    def direction(self) -> Direction:
         """`mode`, always set once validated."""
-        return "max" if self.mode == "max" else "min"
+        return Direction.of(self.mode)
+
+    def __str__(self) -> str:
+        return f"{self.metric}:{self.direction}"
 
 
 class Bound(_Strict):
@@ -298,6 +302,11 @@ class SearchSpec(_Strict):
     @property
     def multi_objective(self) -> bool:
         return len(self.objectives) > 1
+
+    @property
+    def objectives_column(self) -> str | None:
+        """A multi-objective search's objectives as rows record them (`val_accuracy:max,params:min`)."""
+        return ",".join(map(str, self.objectives)) if self.multi_objective else None
 
     @property
     def limits(self) -> dict[str, Bound]:

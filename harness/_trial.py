@@ -29,6 +29,7 @@ from harness._provenance import provenance
 from harness._record import (
     FIDELITY,
     REPORT_KEY,
+    Direction,
     EpochRecord,
     EpochReport,
     ErrorKind,
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from harness._checkpoint import Progress, ResumableEarlyStopping
     from harness._data import Dataset
     from harness._reporter import ReportCallback
-    from harness._spec import Bound
+    from harness._spec import Bound, Objective
 
 _configured = False
 TRAINING_LIBRARIES = frozenset({"keras", "tensorflow", "jax", "jaxlib", "torch", "optree", "numpy"})
@@ -64,8 +65,7 @@ class TrialContext:
     study: str
     run_id: str
     dataset: str
-    objective_metric: str
-    objective_mode: str
+    objectives: tuple[Objective, ...]  # the first is the scheduler's
     spec_hash: str
     models_dir: str
     max_epochs: int
@@ -73,7 +73,6 @@ class TrialContext:
     early_stopping: dict[str, Any] | None
     backend: str
     constraints: dict[str, Bound] = field(default_factory=dict)
-    objectives: str | None = None  # several objectives, as the record's `objectives` column
     deadline: float | None = None  # the time budget's end (time.time()): trials wind down then
     units_per_epoch: int = 1  # the scheduler's `FIDELITY` units in an epoch
     first_epoch_fractions: tuple[float, ...] = ()  # where in the first epoch to report (1/9, 1/3)
@@ -81,9 +80,20 @@ class TrialContext:
     @property
     def metrics(self) -> list[str]:
         """Every objective's metric, the first first: each report carries them all (Ray checks)."""
-        if not self.objectives:
-            return [self.objective_metric]
-        return [part.partition(":")[0] for part in self.objectives.split(",")]
+        return [o.metric for o in self.objectives]
+
+    @property
+    def objective_metric(self) -> str:
+        return self.objectives[0].metric
+
+    @property
+    def direction(self) -> Direction:
+        return self.objectives[0].direction
+
+    @property
+    def objectives_column(self) -> str | None:
+        """A multi-objective search's objectives, as the record's `objectives` column."""
+        return ",".join(map(str, self.objectives)) if len(self.objectives) > 1 else None
 
 
 def run_trial(config: dict[str, Any], *, data: Dataset, ctx: TrialContext) -> None:
@@ -126,12 +136,12 @@ class _Attempt:
             run_id=ctx.run_id,
             dataset=ctx.dataset,
             objective_metric=ctx.objective_metric,
-            objective_mode=ctx.objective_mode,
+            objective_mode=str(ctx.direction),
             spec_hash=ctx.spec_hash,
             started_at=now(),
             cpus=cpus,
             gpus=gpus,
-            objectives=ctx.objectives,
+            objectives=ctx.objectives_column,
             hyperparameters=hyperparameters(config),
         )
         self.reporter: ReportCallback | None = None
