@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -10,7 +12,7 @@ from harness._errors import ArgumentError
 from harness._leaderboard import LEADERBOARD, dedupe
 from harness._models import model_file
 from harness._ranking import rank_key
-from harness._record import Direction
+from harness._record import USER_HYPERPARAMETERS, Direction
 from harness._storage import Location, Results
 
 _NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
@@ -29,10 +31,25 @@ def load_leaderboard(results_dir: Results = "results", study: str | None = None)
     """
     results = Location.of(results_dir)
     table, unreadable = LEADERBOARD.read_checked(results, study)
-    frame = sort_by_objective(dedupe(table).to_pandas(types_mapper=_NULLABLE.get))
+    frame = sort_by_objective(_user_columns(dedupe(table).to_pandas(types_mapper=_NULLABLE.get)))
     frame["model_path"] = _model_uris(results, frame)
     frame.attrs["unreadable"] = unreadable
     return frame
+
+
+def _user_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """A user model's hyperparameters (JSON) as `hp_*` columns, typed by their values (pandas'
+    inference: integers, floats, booleans or strings); the JSON column stays for other tools."""
+    if frame.empty or frame[USER_HYPERPARAMETERS].isna().all():
+        return frame
+    values = pd.DataFrame.from_records(
+        [{} if pd.isna(text) else json.loads(text) for text in frame[USER_HYPERPARAMETERS]], index=frame.index
+    )
+    values = values.add_prefix("hp_").convert_dtypes(convert_string=False)
+    clashing = [c for c in values.columns if c in frame.columns]
+    for column in clashing:  # a vocabulary name used by a user model: one column, both filled
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), values.pop(column))
+    return pd.concat([frame, values], axis=1)
 
 
 def _model_uris(results: Location, frame: pd.DataFrame) -> list[str | None]:
