@@ -21,6 +21,7 @@ from harness._hp import HyperParameters, Value, default_hp, replaying_hp, sampli
 if TYPE_CHECKING:
     import keras
     import optuna
+    from optuna.distributions import BaseDistribution
 
 BUILD_ERROR = "build_error"
 """Config key of a trial whose build failed on the driver: the worker fails it as the user's error."""
@@ -46,6 +47,20 @@ class ModelBuilder(ABC):
 
     @abstractmethod
     def batch_size(self, config: Mapping[str, Any]) -> int: ...
+
+    @abstractmethod
+    def trial_params(self, values: Mapping[str, Any]) -> tuple[dict[str, Value], dict[str, BaseDistribution]]:
+        """An earlier trial's values as Optuna params and distributions in this space (warm starts,
+        reports); ValueError when they do not fit it."""
+
+    def start_params(self, point: Mapping[str, Any]) -> dict[str, Value]:
+        """A start point (or the probe) as the values Optuna enqueues."""
+        return dict(point)
+
+    @property
+    def record_label(self) -> str | None:
+        """The rows' `builder`: null for harness' CNN."""
+        return None
 
     def callbacks(self, config: Mapping[str, Any]) -> list[keras.callbacks.Callback]:
         return []
@@ -87,6 +102,17 @@ class CnnBuilder(ModelBuilder):
         from harness._model import training_callbacks
 
         return training_callbacks(config)
+
+    def trial_params(self, values: Mapping[str, Any]) -> tuple[dict[str, Value], dict[str, BaseDistribution]]:
+        from harness._points import distributions, point_params, row_point
+
+        params = point_params(self.space, row_point(values))
+        return params, distributions(self.space, params)
+
+    def start_params(self, point: Mapping[str, Any]) -> dict[str, Value]:
+        from harness._points import point_params
+
+        return point_params(self.space, point)
 
 
 class FunctionBuilder(ModelBuilder):
@@ -161,6 +187,20 @@ class FunctionBuilder(ModelBuilder):
 
     def batch_size(self, config: Mapping[str, Any]) -> int:
         return int(config.get("batch_size", USER_BATCH_SIZE))
+
+    def trial_params(self, values: Mapping[str, Any]) -> tuple[dict[str, Value], dict[str, BaseDistribution]]:
+        """Replayed into the build: its declarations give the distributions of the values it reads."""
+        hp = replaying_hp(values)
+        try:
+            self._call(hp)
+        except Exception as exc:
+            raise ValueError(f"these values do not build: {user_error(exc, self.label)}") from None
+        dists = hp.distributions()
+        return {n: hp.values[n] for n in dists}, dists
+
+    @property
+    def record_label(self) -> str | None:
+        return self.label
 
     @property
     def user_modules(self) -> frozenset[str]:

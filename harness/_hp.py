@@ -14,17 +14,13 @@ import contextlib
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Literal
-
-import optuna
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness._errors import TrialFailed
+
+if TYPE_CHECKING:  # Optuna is imported when a build first declares something, not with harness
+    import optuna
+    from optuna.distributions import BaseDistribution
 
 Value = int | float | bool | str
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
@@ -33,7 +29,7 @@ RESERVED = frozenset({"trial_number", "start_point"})
 """Config keys the search itself adds beside the hyperparameters."""
 Sampling = Literal["linear", "log"]
 
-Answer = Callable[[str, BaseDistribution | None, Value], Value]
+Answer = Callable[[str, "BaseDistribution | None", Value], Value]
 """Where values come from: (name, distribution or None for a fixed value, default) -> value."""
 
 
@@ -49,7 +45,9 @@ class HyperParameters:
     def __init__(self, answer: Answer) -> None:
         self._answer = answer
         self.values: dict[str, Value] = {}
-        self._declared: dict[str, BaseDistribution | Value] = {}
+        self._declared: dict[
+            str, tuple[str, Any]
+        ] = {}  # name -> ("searched", distribution) | ("fixed", value)
         self._conditions: list[tuple[str, tuple[Value, ...]]] = []
 
     def Int(  # noqa: N802 - KerasTuner's name
@@ -71,6 +69,8 @@ class HyperParameters:
                 f"hp.Int({name!r}): step must be a positive integer, without log sampling"
             )
         _ordered(name, low, high)
+        from optuna.distributions import IntDistribution
+
         dist = IntDistribution(low, high, log=log, step=step or 1)
         value = self._read(name, dist, low if default is None else default, parent_name, parent_values)
         return None if value is None else int(value)
@@ -92,6 +92,8 @@ class HyperParameters:
         if step is not None and (_finite(name, "step", step) <= 0 or log):
             raise HyperParameterError(f"hp.Float({name!r}): step must be positive, without log sampling")
         _ordered(name, low, high)
+        from optuna.distributions import FloatDistribution
+
         dist = FloatDistribution(low, high, log=log, step=step)
         value = self._read(name, dist, low if default is None else default, parent_name, parent_values)
         return None if value is None else float(value)
@@ -119,6 +121,8 @@ class HyperParameters:
             raise HyperParameterError(
                 f"hp.Choice({name!r}): default {default!r} is not among {list(values)!r}"
             )
+        from optuna.distributions import CategoricalDistribution
+
         dist = CategoricalDistribution(choices)
         return self._read(name, dist, choices[0] if default is None else default, parent_name, parent_values)
 
@@ -130,6 +134,8 @@ class HyperParameters:
         parent_values: Sequence[Value] | None = None,
     ) -> bool | None:
         """True or False."""
+        from optuna.distributions import CategoricalDistribution
+
         value = self._read(name, CategoricalDistribution((False, True)), default, parent_name, parent_values)
         return None if value is None else bool(value)
 
@@ -159,6 +165,10 @@ class HyperParameters:
         finally:
             self._conditions.pop()
 
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """Optuna's distribution of each searched hyperparameter this build read (not the fixed)."""
+        return {n: d for n, (kind, d) in self._declared.items() if n in self.values and kind == "searched"}
+
     def get(self, name: str) -> Value:
         """The value a hyperparameter read earlier in this build."""
         if name not in self.values:
@@ -183,7 +193,7 @@ class HyperParameters:
         """The value of an active hyperparameter, None for an inactive one; a name declared again
         must be declared alike, and then reads the same value."""
         _check_name(name)
-        declared = dist if dist is not None else default
+        declared = ("searched", dist) if dist is not None else ("fixed", default)
         if name in self._declared and self._declared[name] != declared:
             raise HyperParameterError(
                 f"hp {name!r} is declared twice, differently ({_describe(self._declared[name])}, then "
@@ -212,6 +222,7 @@ class HyperParameters:
 
 def sampling_hp(trial: optuna.Trial) -> HyperParameters:
     """Values an Optuna trial samples (on the driver): fixed ones are recorded, not sampled."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     def answer(name: str, dist: BaseDistribution | None, default: Value) -> Value:
         if dist is None:
@@ -282,5 +293,6 @@ def _ordered(name: str, low: float, high: float) -> None:
         raise HyperParameterError(f"hp {name!r}: min_value must be <= max_value; got {low!r} > {high!r}")
 
 
-def _describe(declared: BaseDistribution | Value) -> str:
-    return repr(declared) if isinstance(declared, BaseDistribution) else f"fixed {declared!r}"
+def _describe(declared: tuple[str, Any]) -> str:
+    kind, what = declared
+    return repr(what) if kind == "searched" else f"fixed {what!r}"

@@ -33,6 +33,8 @@ from harness._storage import Location, Results, write_text
 
 DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_folder", "arrays"]
 DATASETS: tuple[str, ...] = get_args(DatasetName)
+MODEL_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.<>]*$"
+"""`module:function` (or `module:Class`, a HyperModel; `<locals>` for functions defined inside others)."""
 OWN_DATA = ("image_folder", "arrays")
 """Datasets a spec names by `dataset.path`: a folder of images, an `.npz` file of arrays."""
 
@@ -263,6 +265,7 @@ ADDED_LATER = (
     ("search", "scheduler", "first_epoch_rungs"),
     ("dataset", "test_split"),
     ("dataset", "digest"),
+    ("model",),
 )
 """Spec fields added after the first release, left out of `spec_hash` while unset."""
 
@@ -283,6 +286,7 @@ class SearchSpec(_Strict):
     search: SearchSettings = SearchSettings()
     training: Training = Training()
     resources: Resources = Resources()
+    model: str | None = Field(None, pattern=MODEL_PATTERN)  # "module:function": a user's build(hp)
     space: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("space", mode="before")
@@ -355,7 +359,19 @@ class SearchSpec(_Strict):
         return next((v for v in values if isinstance(v, str) and v.startswith("mixed")), None)
 
     @model_validator(mode="after")
+    def _model_or_space(self) -> SearchSpec:
+        """A model function declares its own hyperparameters: `space:` is harness' CNN's."""
+        if self.model is not None and self.space:
+            raise ValueError(
+                f"model: {self.model} declares its own hyperparameters (hp.Int, hp.Choice, ...); space: "
+                "is the vocabulary of harness' CNN. Remove space:, or model: to search the CNN"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _start_points_inside_space(self) -> SearchSpec:
+        if self.model is not None:  # a model function's space is known as its build runs: Optuna checks
+            return self
         for i, point in enumerate(self.search.start_from):
             try:
                 point_params(self.space, point)
@@ -368,7 +384,7 @@ class SearchSpec(_Strict):
         """What runs first, on a whole node and never pruned: `search.start_from`, or for a cold
         search (no start point, no warm start) the space's cheapest model (`search.probe`)."""
         s = self.search
-        if s.start_from or s.warm_start or s.probe is False:
+        if s.start_from or s.warm_start or s.probe is False or self.model is not None:
             return list(s.start_from)
         probe = probe_point(self.space)
         return [probe] if probe else []
