@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from harness._errors import SpecError, TrialFailed
 from harness._hp import HyperParameters, Value, default_hp, replaying_hp, sampling_hp
+from harness._space import BUILD_ERROR
 
 if TYPE_CHECKING:
     import keras
     import optuna
     from optuna.distributions import BaseDistribution
 
-BUILD_ERROR = "build_error"
-"""Config key of a trial whose build failed on the driver: the worker fails it as the user's error."""
 USER_BATCH_SIZE = 32
 """A user model's batch size unless its build declares `hp.*("batch_size", ...)`: Keras' `fit` default."""
 
@@ -56,6 +55,10 @@ class ModelBuilder(ABC):
     def start_params(self, point: Mapping[str, Any]) -> dict[str, Value]:
         """A start point (or the probe) as the values Optuna enqueues."""
         return dict(point)
+
+    @abstractmethod
+    def first_values(self, start: Mapping[str, Value] | None = None) -> dict[str, Value]:
+        """The config a dry run builds: a start point's values, else the space's first ones."""
 
     @property
     def record_label(self) -> str | None:
@@ -114,6 +117,12 @@ class CnnBuilder(ModelBuilder):
 
         return point_params(self.space, point)
 
+    def first_values(self, start: Mapping[str, Value] | None = None) -> dict[str, Value]:
+        """Each distribution's low end or first choice (or the start point's values)."""
+        from harness._space import first_config
+
+        return first_config(self.space, start)
+
 
 class FunctionBuilder(ModelBuilder):
     """A user's `build(hp) -> keras.Model`; an uncompiled model gets Adam, sparse categorical
@@ -148,6 +157,13 @@ class FunctionBuilder(ModelBuilder):
             return {**hp.values, BUILD_ERROR: user_error(exc, self.label)}
         finally:
             _forget_models()
+        return hp.values
+
+    def first_values(self, start: Mapping[str, Value] | None = None) -> dict[str, Value]:
+        """Each declaration's default (or the start point's values)."""
+        given = dict(start or {})
+        hp = HyperParameters(lambda name, dist, default: given.get(name, default))
+        self._call(hp)
         return hp.values
 
     def check(self) -> None:

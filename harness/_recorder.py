@@ -217,6 +217,7 @@ class LeaderboardRecorder(Callback):
             train_time_s=sum(seen.epoch_times) if seen.epoch_times else None,
             first_epoch_s=seen.epoch_times[0] if seen.epoch_times else None,
             steady_epoch_s=steady_epoch_s(seen.epoch_times),
+            builder=self.ctx.builder.record_label,
             hyperparameters=hyperparameters(trial.config),
         )
         if seen.last is not None:

@@ -187,12 +187,18 @@ def _optuna_sections(results_dir: Results, frame: pd.DataFrame) -> list[Section]
     import matplotlib.pyplot as plt
     import optuna
 
+    from harness._builder import make_builder
     from harness._searcher import as_study
 
     newest = frame.sort_values("started_at").iloc[-1]
     spec = load_saved_spec(results_dir, newest["spec_hash"])
     records = [TrialRecord.from_row(r) for r in frame.to_dict("records")]
-    study = as_study(spec, records)
+    try:
+        builder = make_builder(spec.space, spec.model)  # a model function: imported to read its space
+    except HarnessError as exc:
+        why = f"<p>Not drawn here: {html.escape(str(exc))}</p>"
+        return [Section("importance", "Hyperparameter importances", why), Section("slice", "Slices", why)]
+    study = as_study(spec, builder, records)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     varied = {k for t in done for k in t.params if len({str(u.params.get(k)) for u in done}) > 1}
     if len(done) < 2 or not varied:

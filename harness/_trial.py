@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness._builder import CnnBuilder, ModelBuilder
 from harness._constraints import feasible
 from harness._devices import GpuMemory, out_of_memory, release_gpu_memory
 from harness._errors import TrialFailed
@@ -42,7 +43,7 @@ from harness._record import (
     steady_epoch_s,
 )
 from harness._resources import trial_cpus, trial_gpus
-from harness._space import START_POINT, hyperparameters, resolve
+from harness._space import START_POINT, hyperparameters
 from harness._storage import Location, copy_file, local_scratch, storage_full
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class TrialContext:
     early_stopping: dict[str, Any] | None
     backend: str
     constraints: dict[str, Bound] = field(default_factory=dict)
+    builder: ModelBuilder = field(default_factory=lambda: CnnBuilder({}))  # what the trial builds
     deadline: float | None = None  # the time budget's end (time.time()): trials wind down then
     units_per_epoch: int = 1  # the scheduler's `FIDELITY` units in an epoch
     first_epoch_fractions: tuple[float, ...] = ()  # where in the first epoch to report (1/9, 1/3)
@@ -142,6 +144,7 @@ class _Attempt:
             cpus=cpus,
             gpus=gpus,
             objectives=ctx.objectives_column,
+            builder=ctx.builder.record_label,
             hyperparameters=hyperparameters(config),
         )
         self.reporter: ReportCallback | None = None
@@ -162,7 +165,7 @@ class _Attempt:
             full = storage_full(exc, self.ctx.models_dir)
             if full is not None:  # nobody's trial is at fault, and a retry would fail again
                 return FinalReport(record=self.record, storage_full=full.path)
-            kind = classify(exc, in_training=self.training)
+            kind = classify(exc, in_training=self.training, user_modules=self.ctx.builder.user_modules)
             record = replace(
                 self._with_epochs(self.record),
                 error=(self._out_of_memory_hint() if out_of_memory(exc) else "")
@@ -189,7 +192,6 @@ class _Attempt:
         from ray import tune
 
         from harness._checkpoint import ResumableEarlyStopping
-        from harness._model import training_callbacks
         from harness._reporter import ReportCallback
 
         keras.backend.clear_session(free_memory=False)  # reused worker; gc.collect costs 0.2 s
@@ -223,7 +225,7 @@ class _Attempt:
             on_slice=self._on_slice,
         )
         # The stopper first (its state is checkpointed), the reporter last (it sees the epoch's rate).
-        callbacks = [c for c in (self.stopper, *training_callbacks(self.config), self.reporter) if c]
+        callbacks = [c for c in (self.stopper, *self.ctx.builder.callbacks(self.config), self.reporter) if c]
         self.t_fit = time.perf_counter()
         self.record = replace(self.record, build_s=self.t_fit - t_build)
         if self.ctx.deadline is not None and time.time() >= self.ctx.deadline:
@@ -235,7 +237,7 @@ class _Attempt:
             validation_data=(data.x_val, data.y_val),
             initial_epoch=len(self.progress.epochs),
             epochs=self.ctx.max_epochs,
-            batch_size=int(resolve(self.config, "batch_size")),
+            batch_size=self.ctx.builder.batch_size(self.config),
             callbacks=callbacks,
             verbose=0,
         )  # fmt: skip
@@ -253,7 +255,7 @@ class _Attempt:
         return {b: f for b, f in at.items() if b < batches}
 
     def _batches_per_epoch(self) -> int:
-        return math.ceil(len(self.data.x_train) / int(resolve(self.config, "batch_size")))
+        return math.ceil(len(self.data.x_train) / self.ctx.builder.batch_size(self.config))
 
     def _on_slice(self, fraction: float) -> None:
         """Report validation after `fraction` of the first epoch: scheduler evidence, no checkpoint
@@ -389,17 +391,16 @@ class _Attempt:
     def _model_and_progress(self, checkpoint: Any) -> tuple[keras.Model, Progress, list[Any] | None]:
         """A new compiled model, or the one a paused or interrupted attempt checkpointed."""
         from harness._checkpoint import Progress, load
-        from harness._model import build_model, compile_model
 
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
                 return load(Path(folder))
-        model = build_model(self.config, self.data.input_shape, self.data.num_classes)
+        model = self.ctx.builder.build(
+            self.config, self.data.input_shape, self.data.num_classes,
+            epochs=self.ctx.max_epochs, steps_per_epoch=self._batches_per_epoch(),
+        )  # fmt: skip
         progress = Progress(
             started_at=self.record.started_at or now(), train_time_s=0.0, epochs=[], early_stopping=None
-        )
-        model = compile_model(
-            model, self.config, epochs=self.ctx.max_epochs, steps_per_epoch=self._batches_per_epoch()
         )
         return model, progress, None
 
@@ -420,8 +421,11 @@ def objective_values(record: TrialRecord, metrics: list[str]) -> dict[str, float
     return {metric: math.nan if value is None else float(value) for metric, value in values.items()}
 
 
-def classify(exc: BaseException, *, in_training: bool) -> ErrorKind:
-    """User: TrialFailed, or an error a training library raised while training.
+def classify(
+    exc: BaseException, *, in_training: bool, user_modules: frozenset[str] = frozenset()
+) -> ErrorKind:
+    """User: TrialFailed, or an error a training library (or the user's model code, in
+    `user_modules`) raised while training.
 
     Internal: anything raised from harness' own code, or outside training (saving,
     reporting): a defect that must not pass for a bad architecture.
@@ -432,7 +436,7 @@ def classify(exc: BaseException, *, in_training: bool) -> ErrorKind:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     origin = str(tb.tb_frame.f_globals.get("__name__", "")) if tb is not None else ""
-    if in_training and origin.split(".")[0] in TRAINING_LIBRARIES:
+    if in_training and origin.split(".")[0] in TRAINING_LIBRARIES | user_modules:
         return ErrorKind.USER
     return ErrorKind.INTERNAL
 
