@@ -1,0 +1,62 @@
+"""Model functions as users write them (KerasTuner style), importable as `user_models:<name>`
+by the tests and by their Ray workers (Ray gives workers the driver's sys.path)."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+def residual_cnn(hp):
+    """A small residual CNN whose depth is a hyperparameter; the momentum exists only for SGD."""
+    inputs = keras.Input(shape=(8, 8, 1))
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    x = layers.Conv2D(hp.Choice("width", [8, 16]), 3, padding="same", activation="relu")(x)
+    for i in range(hp.Int("blocks", 1, 3)):
+        y = layers.Conv2D(x.shape[-1], 3, padding="same", activation="relu", name=f"res{i}_a")(x)
+        y = layers.Conv2D(x.shape[-1], 3, padding="same", name=f"res{i}_b")(y)
+        x = layers.Activation("relu")(layers.Add()([x, y]))
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(10, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    lr = hp.Float("learning_rate", 1e-3, 3e-2, sampling="log")
+    if hp.Choice("optimizer", ["adam", "sgd"]) == "sgd":
+        optimizer = keras.optimizers.SGD(lr, momentum=hp.Float("momentum", 0.5, 0.95))
+    else:
+        optimizer = keras.optimizers.Adam(lr)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def uncompiled(hp):
+    """Returns a model without compiling it: harness compiles it (Adam at hp's learning_rate)."""
+    return keras.Sequential([
+        keras.Input(shape=(8, 8, 1)),
+        layers.Flatten(),
+        layers.Dense(hp.Int("units", 8, 32), activation="relu"),
+        layers.Dense(10, activation="softmax"),
+    ])  # fmt: skip
+
+
+def wide_fails(hp):
+    """Fails for one value of its hyperparameter only: one trial's error, not the search's."""
+    if hp.Choice("width", [16, 1024]) == 1024:
+        raise ValueError("1024 units are too many for this test")
+    return uncompiled(hp)
+
+
+def always_fails(hp):
+    hp.Int("units", 8, 32)
+    raise RuntimeError("the user's build is broken")
+
+
+def not_a_model(hp):
+    hp.Int("units", 8, 32)
+    return "a model"
+
+
+class HyperModelLike:
+    """KerasTuner's HyperModel shape: an object with build(hp)."""
+
+    def build(self, hp):
+        return uncompiled(hp)
