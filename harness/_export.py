@@ -207,9 +207,12 @@ def model_card(
     metrics = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "epochs_run",
                "best_epoch", "params", "train_time_s", "total_time_s")  # fmt: skip
     versions = ("harness_version", "keras_version", "backend", "backend_version", "device")
+    builder = row.get("builder")
+    own = isinstance(builder, str)
     return {
         "study": row["study"],
         "trial_id": row["trial_id"],
+        "builder": builder if own else "harness CNN (space:)",
         "dataset": {
             "name": row["dataset"],
             "spec": spec.dataset.model_dump(mode="json"),
@@ -219,7 +222,12 @@ def model_card(
             "shape": list(shape),
             "dtype": "uint8",
             "color_mode": "grayscale" if shape[-1] == 1 else "rgb",
-            "scaling": "raw pixels 0-255; the model's first layer rescales by 1/255",
+            "scaling": "raw pixels 0-255, as the search fed them; "
+            + (
+                "the model scales them as its build does"
+                if own
+                else "the model's first layer rescales by 1/255"
+            ),
             "resize": f"{shape[0]}x{shape[1]} (height x width)",
         },
         "hyperparameters": hps,
