@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -95,6 +97,7 @@ def export_trial(
     spec = load_saved_spec(results_dir, row["spec_hash"])
     dataset = _test_data(spec, data_dir, data) if verify else None
     keras = _import_keras(row["backend"])
+    import_builder(row.get("builder"))
     with staged_dir(target, last="model_card.json") as staging:
         with Location.of(row["model_path"]).as_local_file() as source:
             shutil.copyfile(source, staging / "model.keras")
@@ -150,8 +153,10 @@ def trial_data(
 def load_trial_model(row: pd.Series) -> Any:
     """The trial's kept Keras model (clear errors for failed, pruned or dropped ones)."""
     check_exportable(row)
+    keras = _import_keras(row["backend"])
+    import_builder(row.get("builder"))
     with Location.of(row["model_path"]).as_local_file() as path:
-        return _import_keras(row["backend"]).saving.load_model(path)
+        return keras.saving.load_model(path)
 
 
 def check_exportable(row: pd.Series) -> None:
@@ -279,6 +284,7 @@ def predict_images(
         except (OSError, ValueError) as exc:
             raise ExportError(f"{image}: not a readable image ({exc}).") from None
     keras = _import_keras(card["versions"].get("backend"))
+    import_builder(card.get("builder"))
     with (folder / "model.keras").as_local_file() as path:
         model = _load_without_code(keras, path, model_dir)
     probs = model.predict(np.stack(batch), verbose=0)
@@ -288,6 +294,16 @@ def predict_images(
         order = np.argsort(p)[::-1][:top]
         results.append(Prediction(str(image), [(names[i], float(p[i])) for i in order]))
     return results
+
+
+def import_builder(builder: object) -> None:
+    """Import a user model's module before loading its model: the custom layers and losses it
+    registers (`keras.saving.register_keras_serializable`) are then known to Keras' safe mode.
+    A module that cannot be imported here is left to Keras, whose error names the unknown class."""
+    if not isinstance(builder, str) or ":" not in builder:
+        return
+    with contextlib.suppress(Exception):  # the user's module: anything may fail; Keras says what is missing
+        importlib.import_module(builder.partition(":")[0])
 
 
 def _load_without_code(keras: Any, path: Any, model_dir: str | Path | Location) -> Any:

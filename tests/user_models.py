@@ -62,10 +62,26 @@ class HyperModelLike:
         return uncompiled(hp)
 
 
+@keras.saving.register_keras_serializable(package="user_models")
+class Scale(layers.Layer):
+    """A custom layer, registered as Keras asks: its model reloads in safe mode where this module
+    is importable."""
+
+    def __init__(self, factor: float, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x):
+        return x * self.factor
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
 def residual_cifar(hp):
     """`residual_cnn`'s design on 32x32 colour images, as a KerasTuner user writes it for CIFAR-10."""
     inputs = keras.Input(shape=(32, 32, 3))
-    x = layers.Rescaling(1.0 / 255)(inputs)
+    x = Scale(1.0 / 255)(layers.Activation("linear")(inputs))
     x = layers.Conv2D(hp.Choice("width", [8, 16]), 3, strides=2, padding="same", activation="relu")(x)
     for i in range(hp.Int("blocks", 1, 2)):
         y = layers.Conv2D(x.shape[-1], 3, padding="same", activation="relu", name=f"res{i}_a")(x)
