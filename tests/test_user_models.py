@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import user_models
@@ -57,6 +59,15 @@ def test_a_keras_tuner_style_model_on_numpy_cifar_is_searched_loaded_exported_an
         exported.predict(sample, verbose=0), model.predict(sample, verbose=0), atol=1e-6
     )
 
+    from PIL import Image
+
+    Image.fromarray(x_test[0]).save(tmp_path / "plane.png")
+    tests = str(Path(user_models.__file__).parent)
+    out = run_cli(
+        "predict", str(tmp_path / "plane.png"), "--model", str(tmp_path / "out"), env={"PYTHONPATH": tests}
+    )
+    assert out.returncode == 0 and any(name in out.stdout for name in names), out.stderr[-2000:]
+
 
 def test_a_build_that_fails_for_some_values_is_a_user_row_naming_its_line_and_the_search_goes_on(
     tmp_path, local_ray
@@ -80,8 +91,6 @@ def test_a_build_that_fails_for_some_values_is_a_user_row_naming_its_line_and_th
 
 
 def test_a_model_named_in_the_spec_runs_from_the_cli_on_two_nodes(tmp_path, cifar_subset):
-    from pathlib import Path
-
     from ray.cluster_utils import Cluster
 
     x, y, x_test, y_test, names = cifar_subset
