@@ -81,7 +81,7 @@ class Scale(layers.Layer):
 def residual_cifar(hp):
     """`residual_cnn`'s design on 32x32 colour images, as a KerasTuner user writes it for CIFAR-10."""
     inputs = keras.Input(shape=(32, 32, 3))
-    x = Scale(1.0 / 255)(layers.Activation("linear")(inputs))
+    x = Scale(1.0 / 255)(inputs)
     x = layers.Conv2D(hp.Choice("width", [8, 16]), 3, strides=2, padding="same", activation="relu")(x)
     for i in range(hp.Int("blocks", 1, 2)):
         y = layers.Conv2D(x.shape[-1], 3, padding="same", activation="relu", name=f"res{i}_a")(x)
