@@ -464,14 +464,14 @@ def load_spec(source: str | Path | Mapping[str, Any], *, own_data: bool = False)
 
     Relative paths in a dict (`start_from`, `dataset.path`) are relative to the working directory.
     `own_data`: the data will be passed from Python (`Data`), so a spec without a `dataset`
-    section means `{name: arrays}`.
+    section (or a section without a name: `{validation_split: 0.2}`) means `{name: arrays}`.
     """
     if isinstance(source, Mapping):
         raw, where, base = dict(source), "the spec dict", Path.cwd()
     else:
         raw, where, base = _read(Path(source)), str(source), Path(source).parent
-    if own_data:
-        raw.setdefault("dataset", {"name": "arrays"})
+    if own_data and isinstance(raw.setdefault("dataset", {}), dict):
+        raw["dataset"] = {"name": "arrays", **raw["dataset"]}
     return _validate(raw, where, {"base_dir": str(base), "nested": False})
 
 
