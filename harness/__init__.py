@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from harness._bench import run_suite
 from harness._curves import load_curves
+from harness._data import Data
 from harness._dry_run import DryRun, dry_run
 from harness._errors import ArgumentError, DataError, HarnessError, InternalError, SpecError, TrialFailed
 from harness._evaluate import Evaluation, evaluate_trial
@@ -23,11 +24,13 @@ from harness._query import load_leaderboard, pareto_front, sort_leaderboard
 from harness._record import EpochRecord, ErrorKind, Provenance, StopReason, TrialRecord, TrialStatus
 from harness._search import run_search
 from harness._spec import SearchSpec, load_spec
+from harness._study import Study, load_study, search
 from harness._version import RESULTS_FORMAT, __version__
 
 __all__ = [
     "RESULTS_FORMAT",
     "ArgumentError",
+    "Data",
     "DataError",
     "DryRun",
     "EpochRecord",
@@ -40,6 +43,7 @@ __all__ = [
     "SearchSpec",
     "SpecError",
     "StopReason",
+    "Study",
     "TrialFailed",
     "TrialRecord",
     "TrialStatus",
@@ -50,10 +54,12 @@ __all__ = [
     "load_curves",
     "load_leaderboard",
     "load_spec",
+    "load_study",
     "pareto_front",
     "predict_images",
     "run_search",
     "run_suite",
+    "search",
     "select_trial",
     "sort_leaderboard",
 ]

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.text import Text
 
 from harness._errors import ArgumentError
-from harness._storage import secret
+from harness._storage import STORAGE_ENV, secret
 
 AUTH_MODE = "RAY_AUTH_MODE"
 
@@ -28,11 +28,31 @@ def init_ray(address: str | None, env: dict[str, str], console: Console) -> list
     """Start or join Ray (unless the caller already did); each live node's resources."""
     import ray
 
-    if not ray.is_initialized():
+    if ray.is_initialized():
+        _note_what_is_left_out(address, env, console)
+    else:
         _start_ray(address, env, console)
     _keep_secrets_out_of_trials()
     nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
     return [dict(node["Resources"]) for node in nodes if node["Alive"]]
+
+
+def _note_what_is_left_out(address: str | None, env: dict[str, str], console: Console) -> None:
+    """The caller's own `ray.init()` wins: say which of the search's settings it leaves out."""
+    unused = []
+    if address is not None:
+        unused.append(f"address {address!r} (the Ray this process already joined is used)")
+    storage = sorted(name for name in env if name.startswith(STORAGE_ENV))
+    if storage:
+        unused.append(
+            f"the object-store settings {', '.join(storage)} for workers on other nodes (pass them in "
+            "your ray.init(runtime_env={'env_vars': ...}), or set them on every node)"
+        )
+    if unused:
+        console.print(
+            Text.assemble(("note:", "bold yellow"), " Ray was already started in this process (ray.init); "
+            "harness uses it as it is, without " + "; ".join(unused) + ".")
+        )  # fmt: skip
 
 
 def _start_ray(address: str | None, env: dict[str, str], console: Console) -> None:

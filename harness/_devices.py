@@ -24,8 +24,6 @@ BACKENDS = ("tensorflow", "jax", "torch")
 GPU_BACKENDS = ("jax", "torch")
 """The order `auto` tries them for GPU trials (Keras on JAX is how harness runs on NVIDIA GPUs)."""
 AUTO = "auto"
-ALLOW_FAKE_GPUS = "HARNESS_ALLOW_FAKE_GPUS"
-"""Test-only opt-in (`=1`): accept Ray GPUs no backend can see (fake ones), to test packing on CPU."""
 PROBE_TIMEOUT_S = 300.0
 _EXTRAS = {"tensorflow": "", "jax": "[jax]", "torch": "[torch]"}
 
@@ -71,7 +69,7 @@ def choose_backend(requested: str, gpus_per_trial: float, *, auto: bool = False)
     `auto`: the share came from `gpus_per_trial: auto` (the cluster reports GPUs), which the
     error says, since the user never asked for GPUs by number.
     """
-    if gpus_per_trial <= 0 or os.environ.get(ALLOW_FAKE_GPUS) == "1":
+    if gpus_per_trial <= 0:
         return provisional_backend(requested)
     candidates = [requested] if requested != AUTO else [b for b in GPU_BACKENDS if installed(b)]
     for backend in candidates:

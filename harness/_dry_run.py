@@ -6,12 +6,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness._builder import make_builder
 from harness._constraints import feasible
-from harness._data import describe
+from harness._data import Data, describe, for_data
 from harness._devices import provisional_backend, requested_backend
-from harness._points import point_params
 from harness._record import TrialRecord, TrialStatus
-from harness._space import Value, first_config
+from harness._space import Value, hyperparameters
 from harness._spec import SearchSpec
 
 
@@ -29,26 +29,36 @@ class DryRun:
     summary: list[str]  # the first model's Keras summary, line by line
 
 
-def dry_run(spec: SearchSpec, *, data_dir: str | Path | None = None, backend: str | None = None) -> DryRun:
-    """Validate what `run_search` would validate, find the data, and build the first model."""
+def dry_run(
+    spec: SearchSpec,
+    *,
+    data_dir: str | Path | None = None,
+    backend: str | None = None,
+    data: Data | None = None,
+    model: object | None = None,
+) -> DryRun:
+    """Validate what `run_search` would validate, find the data, and build the first model
+    (a model function's: with its hyperparameters' defaults, or the first start point)."""
     backend = provisional_backend(requested_backend(backend))  # GPUs are probed by the search itself
-    where, shape, classes = describe(spec.dataset, data_dir=data_dir)
+    spec = for_data(spec, data)
+    where, shape, classes = describe(spec.dataset, data_dir=data_dir, data=data)
     os.environ.setdefault("KERAS_BACKEND", backend)
-    from harness._model import build_model
-
-    start = point_params(spec.space, spec.first_points[0]) if spec.first_points else None
-    config = first_config(spec.space, start)  # the first start point is what trains first
-    model = build_model(config, shape, len(classes))
-    params = int(model.count_params())
+    builder = make_builder(spec.space, model if model is not None else spec.model)
+    start = builder.start_params(spec.first_points[0]) if spec.first_points else None
+    config = builder.first_values(start)  # the first start point is what trains first
+    built = builder.build(
+        config, tuple(shape), len(classes), epochs=spec.search.max_epochs, steps_per_epoch=1
+    )
+    params = int(built.count_params())
     first = TrialRecord(study=spec.study, trial_id="dry-run", status=TrialStatus.COMPLETED, params=params)
     lines: list[str] = []
-    model.summary(print_fn=lambda line, **_: lines.append(line))
+    built.summary(print_fn=lambda line, **_: lines.append(line))
     return DryRun(
         spec=spec,
         data_location=where,
         input_shape=tuple(shape),
         class_names=list(classes),
-        first_config=config,
+        first_config=hyperparameters(config),
         params=params,
         feasible=feasible(first, spec.limits),
         summary=lines,

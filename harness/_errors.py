@@ -55,4 +55,5 @@ class TrialFailed(Exception):
 
 
 class InternalError(RuntimeError):
-    """Raised at the end of a search under `HARNESS_STRICT=1` when harness' own code failed."""
+    """Raised at the end of a search when every trial failed inside harness' own code (with
+    `run_search(strict=True)`, when any did)."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from harness._data import Data
 from harness._export import load_trial_model, trial_data
 from harness._storage import Location, Results, atomic_write
 
@@ -63,42 +64,39 @@ def evaluate_predictions(y_true: np.ndarray, y_pred: np.ndarray, class_names: li
 
 
 def evaluate_trial(
-    row: pd.Series, *, results_dir: Results = "results", data_dir: str | Path | None = None
-) -> Evaluation:
-    """Reload the trial's model and evaluate it on the held-out test set."""
+    row: pd.Series, *, results_dir: Results = "results", data_dir: str | Path | None = None,
+    data: Data | None = None,
+) -> Evaluation:  # fmt: skip
+    """Reload the trial's model and evaluate it on the held-out test set (`data`: the arrays
+    passed to a search from Python)."""
     model = load_trial_model(row)
-    _, data = trial_data(row, results_dir, data_dir)
-    predicted = np.argmax(model.predict(data.x_test, verbose=0, batch_size=256), axis=1)
-    wrong = np.flatnonzero(predicted != data.y_test)[:MISCLASSIFIED_SHOWN]
-    names = data.class_names
+    _, dataset = trial_data(row, results_dir, data_dir, data)
+    predicted = np.argmax(model.predict(dataset.x_test, verbose=0, batch_size=256), axis=1)
+    wrong = np.flatnonzero(predicted != dataset.y_test)[:MISCLASSIFIED_SHOWN]
+    names = dataset.class_names
     mistakes = Misclassified(
-        images=np.asarray(data.x_test[wrong]),
-        true=[names[i] for i in data.y_test[wrong]],
+        images=np.asarray(dataset.x_test[wrong]),
+        true=[names[i] for i in dataset.y_test[wrong]],
         predicted=[names[i] for i in predicted[wrong]],
     )
-    evaluation = evaluate_predictions(data.y_test, predicted, names)
+    evaluation = evaluate_predictions(dataset.y_test, predicted, names)
     return replace(evaluation, misclassified=mistakes)
 
 
 def confusion_png(confusion: pd.DataFrame, path: str | Path | Location, title: str) -> str:
     """Draw the confusion matrix (counts, true label down, predicted across) to a PNG."""
-    import matplotlib.pyplot as plt
-
     fig = confusion_figure(confusion, title)
-    written = atomic_write(path, lambda stream: fig.savefig(stream, format="png", dpi=120))
-    plt.close(fig)
-    return written
+    return atomic_write(path, lambda stream: fig.savefig(stream, format="png", dpi=120))
 
 
 def confusion_figure(confusion: pd.DataFrame, title: str) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """A `Figure` of its own (not pyplot's): a notebook's backend and figures are left alone."""
+    from matplotlib.figure import Figure
     from sklearn.metrics import ConfusionMatrixDisplay
 
     size = max(5.0, 0.6 * len(confusion) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = Figure(figsize=(size, size))
+    ax = fig.subplots()
     ConfusionMatrixDisplay(confusion.to_numpy(), display_labels=list(confusion.index)).plot(
         ax=ax, xticks_rotation=45, colorbar=False, cmap="Blues"
     )
@@ -109,14 +107,12 @@ def confusion_figure(confusion: pd.DataFrame, title: str) -> Figure:
 
 def misclassified_figure(mistakes: Misclassified, columns: int = 8) -> Figure:
     """A grid of wrongly classified test images, each titled predicted / true."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     count = max(1, len(mistakes.images))
     rows = -(-count // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False)
+    fig = Figure(figsize=(1.6 * columns, 1.9 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     shown = zip(axes.flat, mistakes.images, mistakes.true, mistakes.predicted, strict=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness._data import Dataset, describe, load_dataset
+from harness._data import Data, Dataset, describe, load_dataset
 from harness._errors import ArgumentError, DataError, HarnessError
 from harness._names import check_name
 from harness._query import load_leaderboard, within_params
@@ -75,6 +77,7 @@ def export_trial(
     formats: tuple[str, ...] = ("keras",),
     data_dir: str | Path | None = None,
     verify: bool = True,
+    data: Data | None = None,
 ) -> dict[str, Any]:
     """Write `model.keras` (+ other formats) and `model_card.json` to `out`; return the card.
 
@@ -82,6 +85,7 @@ def export_trial(
     test accuracy more than 0.1 point away from the leaderboard's aborts the export.
     `verify=False` skips that (for a machine without the dataset); the card says so.
     The model may live in object storage: it is read from its row's `model_path` URI.
+    `data`: the arrays passed to the search from Python, which no file holds.
     """
     check_exportable(row)
     unknown = [f for f in formats if f not in FORMATS]
@@ -91,31 +95,34 @@ def export_trial(
     if target.is_file() or target.files() or target.folders():
         raise ArgumentError("out", "must be a new or empty folder", str(out))
     spec = load_saved_spec(results_dir, row["spec_hash"])
-    data = _test_data(spec, data_dir) if verify else None
+    dataset = _test_data(spec, data_dir, data) if verify else None
     keras = _import_keras(row["backend"])
+    import_builder(row.get("builder"))
     with staged_dir(target, last="model_card.json") as staging:
         with Location.of(row["model_path"]).as_local_file() as source:
             shutil.copyfile(source, staging / "model.keras")
         model = keras.saving.load_model(staging / "model.keras")
         accuracy = None
-        if data is not None:
-            _, accuracy = model.evaluate(data.x_test, data.y_test, verbose=0, batch_size=256)
+        if dataset is not None:
+            _, accuracy = model.evaluate(dataset.x_test, dataset.y_test, verbose=0, batch_size=256)
             if not abs(accuracy - row["test_accuracy"]) <= TOLERANCE:  # NaN fails too
                 raise ExportError(
                     f"reloaded model scores {accuracy:.4%} on the test set but the leaderboard says "
                     f"{row['test_accuracy']:.4%}; the saved model does not match its row."
                 )
         written = ["model.keras"] + [_export_format(model, staging, f) for f in formats if f != "keras"]
-        shape, classes = (data.input_shape, data.class_names) if data else _described(spec, model, data_dir)
+        shape, classes = (
+            (dataset.input_shape, dataset.class_names) if dataset else _described(spec, model, data_dir, data)
+        )
         card = model_card(row, spec, shape, classes, None if accuracy is None else float(accuracy), written)
         (staging / "model_card.json").write_text(json.dumps(card, indent=2, default=str))
     return card
 
 
-def _test_data(spec: SearchSpec, data_dir: str | Path | None) -> Dataset:
+def _test_data(spec: SearchSpec, data_dir: str | Path | None, data: Data | None) -> Dataset:
     """The trial's dataset, split as during the search: what a verified export re-evaluates on."""
     try:
-        return load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
+        return load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed, data=data)
     except DataError as exc:
         raise ExportError(
             f"{exc} Export re-evaluates the model on the test set of {spec.dataset.label}; give "
@@ -125,27 +132,31 @@ def _test_data(spec: SearchSpec, data_dir: str | Path | None) -> Dataset:
 
 
 def _described(
-    spec: SearchSpec, model: Any, data_dir: str | Path | None
+    spec: SearchSpec, model: Any, data_dir: str | Path | None, data: Data | None
 ) -> tuple[tuple[int, ...], list[str]]:
     """Input shape and class names without the data: the dataset's published ones, else the model's."""
     try:
-        _, shape, classes = describe(spec.dataset, data_dir=data_dir)
+        _, shape, classes = describe(spec.dataset, data_dir=data_dir, data=data)
         return tuple(shape), list(classes)
     except DataError:  # an image folder that is not on this machine
         return tuple(model.input_shape[1:]), [str(i) for i in range(int(model.output_shape[-1]))]
 
 
-def trial_data(row: pd.Series, results_dir: Results, data_dir: str | Path | None) -> tuple[Any, Any]:
+def trial_data(
+    row: pd.Series, results_dir: Results, data_dir: str | Path | None, data: Data | None = None
+) -> tuple[Any, Any]:
     """The trial's validated spec and its dataset, split exactly as during the search."""
     spec = load_saved_spec(results_dir, row["spec_hash"])
-    return spec, load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
+    return spec, load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed, data=data)
 
 
 def load_trial_model(row: pd.Series) -> Any:
     """The trial's kept Keras model (clear errors for failed, pruned or dropped ones)."""
     check_exportable(row)
+    keras = _import_keras(row["backend"])
+    import_builder(row.get("builder"))
     with Location.of(row["model_path"]).as_local_file() as path:
-        return _import_keras(row["backend"]).saving.load_model(path)
+        return keras.saving.load_model(path)
 
 
 def check_exportable(row: pd.Series) -> None:
@@ -201,9 +212,12 @@ def model_card(
     metrics = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "epochs_run",
                "best_epoch", "params", "train_time_s", "total_time_s")  # fmt: skip
     versions = ("harness_version", "keras_version", "backend", "backend_version", "device")
+    builder = row.get("builder")
+    own = isinstance(builder, str)
     return {
         "study": row["study"],
         "trial_id": row["trial_id"],
+        "builder": builder if own else "harness CNN (space:)",
         "dataset": {
             "name": row["dataset"],
             "spec": spec.dataset.model_dump(mode="json"),
@@ -213,7 +227,12 @@ def model_card(
             "shape": list(shape),
             "dtype": "uint8",
             "color_mode": "grayscale" if shape[-1] == 1 else "rgb",
-            "scaling": "raw pixels 0-255; the model's first layer rescales by 1/255",
+            "scaling": "raw pixels 0-255, as the search fed them; "
+            + (
+                "the model scales them as its build does"
+                if own
+                else "the model's first layer rescales by 1/255"
+            ),
             "resize": f"{shape[0]}x{shape[1]} (height x width)",
         },
         "hyperparameters": hps,
@@ -265,6 +284,7 @@ def predict_images(
         except (OSError, ValueError) as exc:
             raise ExportError(f"{image}: not a readable image ({exc}).") from None
     keras = _import_keras(card["versions"].get("backend"))
+    import_builder(card.get("builder"))
     with (folder / "model.keras").as_local_file() as path:
         model = _load_without_code(keras, path, model_dir)
     probs = model.predict(np.stack(batch), verbose=0)
@@ -274,6 +294,16 @@ def predict_images(
         order = np.argsort(p)[::-1][:top]
         results.append(Prediction(str(image), [(names[i], float(p[i])) for i in order]))
     return results
+
+
+def import_builder(builder: object) -> None:
+    """Import a user model's module before loading its model: the custom layers and losses it
+    registers (`keras.saving.register_keras_serializable`) are then known to Keras' safe mode.
+    A module that cannot be imported here is left to Keras, whose error names the unknown class."""
+    if not isinstance(builder, str) or ":" not in builder:
+        return
+    with contextlib.suppress(Exception):  # the user's module: anything may fail; Keras says what is missing
+        importlib.import_module(builder.partition(":")[0])
 
 
 def _load_without_code(keras: Any, path: Any, model_dir: str | Path | Location) -> Any:

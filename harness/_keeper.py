@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from harness._leaderboard import study_records, write_row
 from harness._models import delete_model
+from harness._ranking import rank_key
 from harness._record import TrialRecord, TrialStatus
 from harness._storage import Results
 
@@ -20,15 +21,14 @@ from harness._storage import Results
 class ModelKeeper:
     """Holds the best `keep` completed trials that have a model; drops the rest.
 
-    Ranking matches `load_leaderboard` for completed trials of one objective: feasible
-    first, then the objective, best first; among equal values the earlier trial stays.
+    Ranked by `rank_key`, as the leaderboard ranks; among equal keys the earlier trial stays.
     (A multi-objective study keeps every model by default: its front has no single order.)
     """
 
     def __init__(self, results_dir: Results, keep: int) -> None:
         self.results_dir, self.keep = results_dir, keep
-        # (-infeasible, -badness, -arrival, trial_id): the worst on top
-        self._heap: list[tuple[int, float, int, str]] = []
+        # (the rank key negated, -arrival, trial_id): the worst on top
+        self._heap: list[tuple[tuple[float, ...], int, str]] = []
         self._records: dict[str, TrialRecord] = {}
         self._arrivals = itertools.count()
 
@@ -44,8 +44,9 @@ class ModelKeeper:
         """Consider a newly recorded trial; returns the trial ids whose model was dropped."""
         if record.status is not TrialStatus.COMPLETED or record.model_path is None:
             return []
-        infeasible = int(record.feasible is False)
-        heapq.heappush(self._heap, (-infeasible, -_badness(record), -next(self._arrivals), record.trial_id))
+        metric = record.objective_metric or "val_accuracy"
+        key = rank_key(record.status, record.feasible, getattr(record, metric, None), record.objective_mode)
+        heapq.heappush(self._heap, (tuple(-k for k in key), -next(self._arrivals), record.trial_id))
         self._records[record.trial_id] = record
         dropped = []
         while len(self._heap) > self.keep:
@@ -63,10 +64,3 @@ class ModelKeeper:
         write_row(self.results_dir, replace(record, model_path=None))
         delete_model(self.results_dir, record.study, record.model_path or "")
 
-
-def _badness(record: TrialRecord) -> float:
-    """Smaller is better, whatever the objective's direction; unscored trials are worst."""
-    value = getattr(record, record.objective_metric or "val_accuracy", None)
-    if value is None:
-        return float("inf")
-    return -float(value) if (record.objective_mode or "max") == "max" else float(value)

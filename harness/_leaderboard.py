@@ -4,7 +4,9 @@ Layout: `<results>/leaderboard/<study>/<trial_id>.parquet`, `study` kept as a co
 (plain folder names, no Hive partitions). Every file has the same explicit schema,
 generated from `TrialRecord`, with a fixed `hp_*` column per vocabulary entry (see
 harness._space): pyarrow infers a directory's schema from its first file, so per-study
-columns would silently vanish from `pandas.read_parquet("results/leaderboard")`.
+columns would silently vanish from `pandas.read_parquet("results/leaderboard")`. A user
+model's hyperparameters, whose names are its own, travel as one JSON column for the same
+reason; `load_leaderboard` gives them typed `hp_*` columns.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from harness._curves import CURVES
-from harness._record import ROW_FIELDS, TrialRecord, field_types, now
+from harness._record import ROW_FIELDS, USER_HYPERPARAMETERS, TrialRecord, field_types, now
 from harness._space import PARAMETERS, base_name, column_names
 from harness._storage import Location, Results
 from harness._tables import TrialTable
@@ -39,8 +41,10 @@ def _arrow_type(kind: type) -> pa.DataType:
 SCHEMA = pa.schema(
     [(name, _arrow_type(kind)) for name, kind in field_types(TrialRecord).items() if name in ROW_FIELDS]
     + [(f"hp_{key}", _HP_TYPES[PARAMETERS[base_name(key)].kind]) for key in column_names()]
+    + [(USER_HYPERPARAMETERS, pa.string())]
 )
-"""The leaderboard's columns: the record's fields, then one `hp_*` column per vocabulary entry."""
+"""The leaderboard's columns: the record's fields, one `hp_*` column per vocabulary entry, and a
+user model's hyperparameters as JSON (`load_leaderboard` turns them into typed `hp_*` columns)."""
 
 
 def leaderboard_dir(results_dir: Results) -> Location:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -9,11 +11,12 @@ import pyarrow as pa
 from harness._errors import ArgumentError
 from harness._leaderboard import LEADERBOARD, dedupe
 from harness._models import model_file
+from harness._ranking import rank_key
+from harness._record import USER_HYPERPARAMETERS, Direction
 from harness._storage import Location, Results
 
 _NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 """Integer and boolean columns keep their type when a failed or pruned row has nulls."""
-_TIERS = {"completed": 0, "pruned": 1}
 
 
 def load_leaderboard(results_dir: Results = "results", study: str | None = None) -> pd.DataFrame:
@@ -28,10 +31,25 @@ def load_leaderboard(results_dir: Results = "results", study: str | None = None)
     """
     results = Location.of(results_dir)
     table, unreadable = LEADERBOARD.read_checked(results, study)
-    frame = sort_by_objective(dedupe(table).to_pandas(types_mapper=_NULLABLE.get))
+    frame = sort_by_objective(_user_columns(dedupe(table).to_pandas(types_mapper=_NULLABLE.get)))
     frame["model_path"] = _model_uris(results, frame)
     frame.attrs["unreadable"] = unreadable
     return frame
+
+
+def _user_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """A user model's hyperparameters (JSON) as `hp_*` columns, typed by their values (pandas'
+    inference: integers, floats, booleans or strings); the JSON column stays for other tools."""
+    if frame.empty or frame[USER_HYPERPARAMETERS].isna().all():
+        return frame
+    values = pd.DataFrame.from_records(
+        [{} if pd.isna(text) else json.loads(text) for text in frame[USER_HYPERPARAMETERS]], index=frame.index
+    )
+    values = values.add_prefix("hp_").convert_dtypes(convert_string=False)
+    clashing = [c for c in values.columns if c in frame.columns]
+    for column in clashing:  # a vocabulary name used by a user model: one column, both filled
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), values.pop(column))
+    return pd.concat([frame, values], axis=1)
 
 
 def _model_uris(results: Location, frame: pd.DataFrame) -> list[str | None]:
@@ -45,12 +63,9 @@ def _model_uris(results: Location, frame: pd.DataFrame) -> list[str | None]:
 
 
 def sort_by_objective(frame: pd.DataFrame) -> pd.DataFrame:
-    """Feasible before infeasible; then completed, pruned, failed; then best first.
-
-    A pruned trial's best partial epoch is not comparable with a finished trial's
-    selected epoch, so it never outranks one. A multi-objective study's completed rows
-    rank by Pareto rank (the front first), then by the first objective.
-    """
+    """Each study's rows best first, by `rank_key` (harness._ranking): feasible before
+    infeasible; then completed, pruned, failed; then a multi-objective study's Pareto rank
+    (the front first); then the objective."""
     if frame.empty:
         return frame
     metric = frame["objective_metric"].fillna("val_accuracy")
@@ -59,13 +74,12 @@ def sort_by_objective(frame: pd.DataFrame) -> pd.DataFrame:
         rows = metric == name
         if name in frame.columns:
             values[rows] = pd.to_numeric(frame.loc[rows, name], errors="coerce")
-    sign = frame["objective_mode"].map({"max": -1.0, "min": 1.0}).fillna(-1.0)
-    tier = frame["status"].map(_TIERS).fillna(2)
-    infeasible = _infeasible(frame).astype(int)
-    frame = frame.assign(_infeasible=infeasible, _tier=tier, _rank=_study_ranks(frame), _key=values * sign)
-    keys = ["study", "_infeasible", "_tier", "_rank", "_key"]
-    frame = frame.sort_values(keys, na_position="last", kind="stable")
-    return frame.drop(columns=keys[1:]).reset_index(drop=True)
+    feasible = frame["feasible"] if "feasible" in frame.columns else pd.Series(None, index=frame.index)
+    columns = (frame["status"], feasible, values, frame["objective_mode"], _study_ranks(frame))
+    keys = [rank_key(*row) for row in zip(*columns, strict=True)]
+    studies = frame["study"].tolist()
+    order = sorted(range(len(frame)), key=lambda i: (studies[i], keys[i]))
+    return frame.iloc[order].reset_index(drop=True)
 
 
 def _infeasible(frame: pd.DataFrame) -> pd.Series:
@@ -83,7 +97,7 @@ def _study_ranks(frame: pd.DataFrame) -> pd.Series:
     eligible = frame["status"].eq("completed") & ~_infeasible(frame) & frame["objectives"].notna()
     for _, rows in frame[eligible].groupby("study"):
         objectives = parse_objectives(str(rows["objectives"].iloc[0]))
-        ranks[rows.index] = pareto_ranks(rows, objectives).fillna(np.inf)
+        ranks[rows.index] = pareto_ranks(rows, objectives)  # NaN (a value missing): last
     return ranks
 
 
@@ -138,9 +152,7 @@ def pareto_ranks(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.Series:
         raise ArgumentError("objectives", "must map each column to 'max' or 'min'", bad)
     scored = frame.dropna(subset=list(objectives))
     # Turn every objective into "smaller is better".
-    points = np.column_stack(
-        [scored[c].to_numpy(float) * (-1.0 if m == "max" else 1.0) for c, m in objectives.items()]
-    )
+    points = np.column_stack([Direction(m).badness(scored[c].to_numpy(float)) for c, m in objectives.items()])
     rank = np.full(len(points), -1)
     level = 0
     while (rank < 0).any():

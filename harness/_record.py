@@ -14,6 +14,7 @@ recorder turns them into rows.
 from __future__ import annotations
 
 import enum
+import json
 import math
 import statistics
 import types
@@ -29,6 +30,25 @@ REPORT_KEY = "harness_report"
 """The `tune.report` key whose value is a `SliceReport`, an `EpochReport` or a `FinalReport`."""
 FIDELITY = "fidelity"
 """The `tune.report` key counting training so far in the scheduler's units (`units_per_epoch`)."""
+
+
+class Direction(enum.StrEnum):
+    """Which way an objective improves: the one place "max" and "min" are told apart."""
+
+    MAX = "max"
+    MIN = "min"
+
+    @classmethod
+    def of(cls, mode: object) -> Direction:
+        """A row's `objective_mode` (rows written before it existed maximise)."""
+        return cls.MIN if str(mode) == "min" else cls.MAX
+
+    def better(self, value: float, than: float) -> bool:
+        return value > than if self is Direction.MAX else value < than
+
+    def badness(self, value: float) -> float:
+        """The value as "smaller is better"."""
+        return -value if self is Direction.MAX else value
 
 
 class TrialStatus(enum.StrEnum):
@@ -93,7 +113,6 @@ class EpochRecord(_Scored):
     finished_at: datetime | None = None
 
 
-
 @dataclass(frozen=True, kw_only=True)
 class TrialRecord:
     """One trial: one leaderboard row (`hyperparameters` become the `hp_*` columns)."""
@@ -138,12 +157,13 @@ class TrialRecord:
     node: str | None = None
     gpu_ids: str | None = None
     written_at: datetime | None = None
+    builder: str | None = None  # a user's model function ("module:function"); null: harness' CNN
     hyperparameters: Mapping[str, Value] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", TrialStatus(self.status))
         unknown = sorted(set(self.hyperparameters) - _HP_KEYS)
-        if unknown:
+        if unknown and self.builder is None:
             raise ValueError(f"hyperparameters has unknown keys {unknown}; allowed: the `space:` vocabulary")
 
     def with_provenance(self, provenance: Provenance | None) -> TrialRecord:
@@ -157,13 +177,18 @@ class TrialRecord:
         for name in ("status", "stop_reason", "error_kind"):
             if row[name] is not None:
                 row[name] = str(row[name])
-        row.update({f"hp_{key}": value for key, value in self.hyperparameters.items()})
+        if self.builder is None:
+            row.update({f"hp_{key}": value for key, value in self.hyperparameters.items()})
+        else:  # a user's names: a JSON column, typed `hp_*` columns when read (`load_leaderboard`)
+            row[USER_HYPERPARAMETERS] = json.dumps(dict(self.hyperparameters), sort_keys=True)
         return row
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> TrialRecord:
         """Inverse of `to_row`, from a row as pyarrow reads it back (`Table.to_pylist`)."""
         values = {name: _plain(row.get(name)) for name in ROW_FIELDS}
+        if values["builder"] is not None:
+            return cls(**values, hyperparameters=json.loads(row.get(USER_HYPERPARAMETERS) or "{}"))
         hps = {key: _plain(row[f"hp_{key}"]) for key in _HP_KEYS if _plain(row.get(f"hp_{key}")) is not None}
         for name, kind in (("stop_reason", StopReason), ("error_kind", ErrorKind)):
             if values[name] is not None:
@@ -194,7 +219,6 @@ class SliceReport(_Scored):
     provenance: Provenance
 
 
-
 @dataclass(frozen=True, kw_only=True)
 class FinalReport:
     """What a worker sends once: with its last epoch when completed, alone when failed."""
@@ -207,6 +231,8 @@ class FinalReport:
 
 
 _HP_KEYS = frozenset(column_names())
+USER_HYPERPARAMETERS = "user_hyperparameters"
+"""The column of a user model's hyperparameters, as a JSON object (names are the user's)."""
 ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TrialRecord) if f.name != "hyperparameters")
 
 

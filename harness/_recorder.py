@@ -26,6 +26,7 @@ from harness._models import model_file
 from harness._progress import LiveProgress
 from harness._record import (
     REPORT_KEY,
+    Direction,
     EpochRecord,
     EpochReport,
     ErrorKind,
@@ -80,12 +81,11 @@ class _Seen:
     def epoch_times(self) -> list[float]:
         return [e.epoch_s or 0.0 for e in self.epochs]
 
-    def best(self, metric: str, mode: str) -> EpochRecord | SliceReport | None:
+    def best(self, metric: str, direction: Direction) -> EpochRecord | SliceReport | None:
         """The best epoch; a trial stopped inside its first epoch, its best part of it."""
         scored: list[EpochRecord | SliceReport] = [e for e in self.epochs if e.metric(metric) is not None]
         scored = scored or [s for s in self.slices.values() if s.metric(metric) is not None]
-        pick = max if mode == "max" else min
-        return pick(scored, key=lambda e: e.metric(metric) or 0.0) if scored else None
+        return min(scored, key=lambda e: direction.badness(e.metric(metric) or 0.0)) if scored else None
 
 
 class LeaderboardRecorder(Callback):
@@ -206,17 +206,18 @@ class LeaderboardRecorder(Callback):
             run_id=self.ctx.run_id,
             dataset=self.ctx.dataset,
             objective_metric=self.ctx.objective_metric,
-            objective_mode=self.ctx.objective_mode,
+            objective_mode=str(self.ctx.direction),
             spec_hash=self.ctx.spec_hash,
             cpus=trial_cpus(trial.placement_group_factory),
             gpus=trial_gpus(trial.placement_group_factory),
             stop_reason=reason,
-            objectives=self.ctx.objectives,
+            objectives=self.ctx.objectives_column,
             finished_at=now(),
             epochs_run=len(seen.epoch_times),
             train_time_s=sum(seen.epoch_times) if seen.epoch_times else None,
             first_epoch_s=seen.epoch_times[0] if seen.epoch_times else None,
             steady_epoch_s=steady_epoch_s(seen.epoch_times),
+            builder=self.ctx.builder.record_label,
             hyperparameters=hyperparameters(trial.config),
         )
         if seen.last is not None:
@@ -224,7 +225,7 @@ class LeaderboardRecorder(Callback):
         started = seen.last.started_at if seen.last is not None else self.started.get(trial.trial_id)
         if started is not None:  # a trial that ran says when; one cut before its first epoch too
             record = replace(record, started_at=started, total_time_s=(now() - started).total_seconds())
-        best = seen.best(self.ctx.objective_metric, self.ctx.objective_mode)
+        best = seen.best(self.ctx.objective_metric, self.ctx.direction)
         if best is not None:
             record = replace(record, val_accuracy=best.val_accuracy, val_loss=best.val_loss,
                              best_epoch=best.epoch if isinstance(best, EpochRecord) else None)  # fmt: skip
@@ -255,8 +256,8 @@ class SearchProgress(Callback):
     it kept), never a passing epoch's. It holds only counts; the drawing is `LiveProgress.current`'s.
     """
 
-    def __init__(self, metric: str, mode: str) -> None:
-        self.metric, self.mode = metric, mode
+    def __init__(self, metric: str, direction: Direction) -> None:
+        self.metric, self.direction = metric, direction
         self.counts = {"completed": 0, "pruned": 0, "failed": 0}
         self.running: set[str] = set()  # a set: a paused trial starts again
         self.best: float | None = None
@@ -296,7 +297,7 @@ class SearchProgress(Callback):
     def _consider(self, value: float | None) -> None:
         if value is None or math.isnan(value):
             return
-        if self.best is None or _better(value, self.best, self.mode):
+        if self.best is None or self.direction.better(value, self.best):
             self.best = float(value)
 
     def _refresh(self) -> None:
@@ -316,10 +317,6 @@ def _too_late(report: object) -> bool:
         and report.record.stop_reason is StopReason.TIME_BUDGET
         and not report.record.epochs_run
     )
-
-
-def _better(value: float, than: float, mode: str) -> bool:
-    return value > than if mode == "max" else value < than
 
 
 def _last_line(error_file_text: str) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from harness._curves import load_curves
+from harness._data import Data
 from harness._errors import ArgumentError, HarnessError
 from harness._names import check_name
 from harness._query import load_leaderboard, pareto_front
@@ -50,11 +51,13 @@ def build_report(
     out: str | Path | Location | None = None,
     data_dir: str | Path | None = None,
     top: int = 10,
+    data: Data | None = None,
 ) -> str:
     """Write `report-<study>.html` (under `out`, default `<results>/reports`); return where.
 
     `compare` adds studies side by side (a search and its baseline; one space on two
     backends): their best rows in one table and their anytime curves on one plot.
+    `data`: the arrays a study searched from Python, for its best trial's test evaluation.
     """
     everything, every_curve = load_leaderboard(results_dir), load_curves(results_dir)  # read once
     for argument, name in [("study", study), *(("compare", c) for c in compare)]:
@@ -74,7 +77,7 @@ def build_report(
         ),
         Section("pareto", "Pareto fronts", _figure(lambda ax: _pareto(ax, frame), panels=2)),
         *_optuna_sections(results_dir, frame),
-        Section("best", f"Best trial: {best['trial_id']}", _best_trial(best, results_dir, data_dir)),
+        Section("best", f"Best trial: {best['trial_id']}", _best_trial(best, results_dir, data_dir, data)),
     ]
     if compare:
         sections.insert(1, Section("compare", "Side by side", _compare_table(everything, [study, *compare])))
@@ -110,26 +113,22 @@ def _table(frame: pd.DataFrame, columns: Sequence[str] = TOP_COLUMNS) -> str:
 
 
 def _figure(draw: Callable[[Any], None], panels: int = 1) -> str:
-    """Run `draw` on fresh axes and embed the figure as a base64 PNG."""
-    import matplotlib
+    """Run `draw` on fresh axes and embed the figure as a base64 PNG. A `Figure` of its own, not
+    pyplot's: the caller's backend and open figures (a notebook's) are left alone."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
+    fig = Figure(figsize=(6 * panels, 4))
+    axes = fig.subplots(1, panels, squeeze=False)
     draw(axes[0] if panels > 1 else axes[0][0])
     return _embed(fig)
 
 
 def _embed(fig: Figure) -> str:
-    import matplotlib.pyplot as plt
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # slice axes: "not compatible with tight_layout"
         fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     return f'<img alt="figure" src="data:image/png;base64,{data}">'
 
@@ -185,17 +184,21 @@ def _pareto(axes: Any, frame: pd.DataFrame) -> None:
 
 def _optuna_sections(results_dir: Results, frame: pd.DataFrame) -> list[Section]:
     """Optuna's importance evaluator and slice plot over the study's latest spec and its rows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     import optuna
 
+    from harness._builder import make_builder
     from harness._searcher import as_study
 
     newest = frame.sort_values("started_at").iloc[-1]
     spec = load_saved_spec(results_dir, newest["spec_hash"])
     records = [TrialRecord.from_row(r) for r in frame.to_dict("records")]
-    study = as_study(spec, records)
+    try:
+        builder = make_builder(spec.space, spec.model)  # a model function: imported to read its space
+    except HarnessError as exc:
+        why = f"<p>Not drawn here: {html.escape(str(exc))}</p>"
+        return [Section("importance", "Hyperparameter importances", why), Section("slice", "Slices", why)]
+    study = as_study(spec, builder, records)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     varied = {k for t in done for k in t.params if len({str(u.params.get(k)) for u in done}) > 1}
     if len(done) < 2 or not varied:
@@ -210,20 +213,22 @@ def _optuna_sections(results_dir: Results, frame: pd.DataFrame) -> list[Section]
     first = ax.flat[0] if isinstance(ax, np.ndarray) else ax
     figure = first.get_figure(root=True)
     assert figure is not None  # axes drawn by Optuna belong to a figure
+    slices = _embed(figure)
+    plt.close(figure)  # Optuna draws through pyplot: close what it opened, nothing else
     return [
         Section("importance", "Hyperparameter importances (Optuna, fANOVA)", _table(table, table.columns)),
-        Section("slice", "Objective against each sampled parameter", _embed(figure)),
+        Section("slice", "Objective against each sampled parameter", slices),
     ]
 
 
-def _best_trial(row: pd.Series, results_dir: Results, data_dir: str | Path | None) -> str:
+def _best_trial(row: pd.Series, results_dir: Results, data_dir: str | Path | None, data: Data | None) -> str:
     """Per-class table, confusion matrix and misclassified test images of the best trial."""
     from harness._evaluate import confusion_figure, evaluate_trial, misclassified_figure
 
     if pd.isna(row.get("model_path")):
         return "<p>The best trial has no kept model (raise search.keep_models).</p>"
     try:
-        evaluation = evaluate_trial(row, results_dir=results_dir, data_dir=data_dir)
+        evaluation = evaluate_trial(row, results_dir=results_dir, data_dir=data_dir, data=data)
     except HarnessError as exc:
         return f"<p>Not evaluated here: {html.escape(str(exc))}</p>"
     title = f"{row['study']} / {row['trial_id']}: test accuracy {evaluation.accuracy:.4f}"

@@ -21,7 +21,7 @@ def make_scheduler(spec: SearchSpec) -> TrialScheduler:
     the first epoch, where trials are compared seconds after they start instead of minutes.
     """
     sched = spec.search.scheduler
-    metric, mode = spec.objectives[0].metric, spec.objectives[0].direction  # one: checked in the spec
+    metric, mode = spec.objectives[0].metric, str(spec.objectives[0].direction)  # one: checked in the spec
     max_t = spec.search.max_epochs
     units = sched.units_per_epoch
     inner: TrialScheduler

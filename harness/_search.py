@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.text import Text
 
+from harness._builder import CnnBuilder, FunctionBuilder, ModelBuilder
 from harness._cluster import init_ray
-from harness._data import Dataset, load_dataset
+from harness._data import Data, Dataset, for_data, load_dataset
 from harness._devices import choose_backend, provisional_backend, requested_backend
 from harness._errors import ArgumentError, InternalError
 from harness._leaderboard import compact
@@ -25,7 +26,7 @@ from harness._models import orphaned_models
 from harness._progress import LiveProgress
 from harness._query import load_leaderboard
 from harness._resources import Placement, place, trial_resources
-from harness._space import START_POINT, TRIAL_NUMBER, base_name, sampled, suggest
+from harness._space import START_POINT, TRIAL_NUMBER, base_name, hyperparameters, sampled
 from harness._spec import SearchSpec, save_spec
 from harness._storage import Location, Results, storage_env, storage_full, write_text
 from harness._tables import ensure_format
@@ -61,6 +62,9 @@ def run_search(
     resume: bool = False,
     mlflow: str | None = None,
     console: Console | None = None,
+    data: Data | None = None,
+    model: object | None = None,
+    strict: bool = False,
 ) -> pd.DataFrame:
     """Run (or resume) the search `spec` describes; return its study's leaderboard, best first.
 
@@ -70,16 +74,25 @@ def run_search(
     `frame.attrs["run_id"]` names this run (`frame[frame.run_id == ...]` are its rows).
     `mlflow` (a tracking URI) logs each trial as an MLflow run under an experiment named after
     the study; a resumed run keeps the setting it started with.
+    `data` (`Data.from_arrays(x, y)`) searches your own arrays: the spec's `dataset.name` is
+    `arrays`, without a path; a resume needs the same arrays again.
+    `model` searches your own model: a `build(hp) -> keras.Model` function (or an object with
+    such a `build` method, as KerasTuner's HyperModel) instead of the spec's `space:`; the
+    spec's `model: module:function` names one from a file.
+    `strict` raises `InternalError` when any trial failed inside harness' own code (the test
+    suite's setting); otherwise only when every trial of the run did, and a warning says so.
     """
     console = console or Console(stderr=True)
     # Every other epoch of a trial forces Ray's experiment snapshot (KEPT_CHECKPOINTS): expected.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     requested = requested_backend(backend)  # an explicit backend is checked here, before Ray
     _check_sampler(spec)
+    spec = for_data(spec, data)
+    spec, builder = _builder(spec, model, provisional_backend(requested))
     results = Location.of(results_dir)
     run_dir = _run_dir(results, spec, resume)
     tracker = _mlflow(mlflow, spec.study)
-    data = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed)
+    dataset = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed, data=data)
     env = {**worker_env(provisional_backend(requested)), **storage_env(results)}  # no secrets: Ray logs it
     placement = place(spec, init_ray(address, env, console))
     auto_gpus = spec.resources.gpus_per_trial == "auto"
@@ -88,15 +101,15 @@ def run_search(
         ensure_format(results)
         save_spec(spec, results)
         write_text(run_dir / SPEC_HASH_FILE, spec.spec_hash())
-        ctx = _context(spec, data, results, run_dir.name, backend)
+        ctx = _context(spec, dataset, results, run_dir.name, backend, builder)
         with LiveProgress(spec.study, spec.search.trials, console):
-            _fit(_tuner(spec, ctx, data, results, run_dir, resume, placement, tracker), results)
+            _fit(_tuner(spec, ctx, dataset, results, run_dir, resume, placement, tracker), results)
         compact(results, spec.study)
         frame = load_leaderboard(results, spec.study)
         _sweep(results, spec.study, frame, console)
         frame.attrs["run_id"] = run_dir.name
         frame.attrs["cpus_per_trial"] = placement.cpus
-        _report_end(spec, frame, run_dir, console)
+        _report_end(spec, frame, run_dir, console, strict=strict)
         return frame
 
 
@@ -177,16 +190,32 @@ def _ray_storage(location: Location, key: str = "storage_path") -> dict[str, Any
     return where
 
 
-def _context(spec: SearchSpec, data: Dataset, results: Location, run_id: str, backend: str) -> TrialContext:
+def _builder(spec: SearchSpec, model: object | None, backend: str) -> tuple[SearchSpec, ModelBuilder]:
+    """What the trials build; a model function is named in the spec (its hash, a resume's check)
+    and built once with its defaults here, so a build that cannot run stops before any work."""
+    if model is None and spec.model is None:
+        return spec, CnnBuilder(spec.space)
+    os.environ.setdefault("KERAS_BACKEND", backend)  # the driver builds to sample: never on a GPU's memory
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    builder = FunctionBuilder.of(model if model is not None else spec.model)
+    if spec.model is not None and builder.label != spec.model:
+        raise ArgumentError("model", f"must be the spec's model: {spec.model}", builder.label)
+    if spec.space:
+        raise ArgumentError("model", "replaces the spec's space: (harness' CNN); remove space: from the spec",
+                            builder.label)  # fmt: skip
+    builder.check()
+    return spec.with_overrides(model=builder.label), builder
+
+
+def _context(
+    spec: SearchSpec, data: Dataset, results: Location, run_id: str, backend: str, builder: ModelBuilder
+) -> TrialContext:
     es = spec.training.early_stopping
-    first = spec.objectives[0]
-    objectives = ",".join(f"{o.metric}:{o.direction}" for o in spec.objectives)
     return TrialContext(
         study=spec.study,
         run_id=run_id,
         dataset=data.name,
-        objective_metric=first.metric,
-        objective_mode=first.direction,
+        objectives=tuple(spec.objectives),
         spec_hash=spec.spec_hash(),
         models_dir=(results / "models" / spec.study).uri,
         max_epochs=spec.search.max_epochs,
@@ -194,11 +223,11 @@ def _context(spec: SearchSpec, data: Dataset, results: Location, run_id: str, ba
         early_stopping=es.model_dump() if es else None,
         backend=backend,
         constraints=spec.limits,
-        objectives=objectives if spec.multi_objective else None,
         deadline=None if spec.search.time_budget_s is None else time.time() + spec.search.time_budget_s,
         units_per_epoch=spec.search.scheduler.units_per_epoch,
         first_epoch_fractions=spec.search.scheduler.first_epoch_fractions(),
         start_points_compared=spec.search.scheduler.seeded,
+        builder=builder,
     )
 
 
@@ -231,8 +260,8 @@ def _tuner(
         trial_timeout_s=s.trial_timeout_s, mlflow=tracker,
     )  # fmt: skip
     tune_config = tune.TuneConfig(
-        trial_dirname_creator=functools.partial(trial_dirname, varied=sampled(spec.space)),
-        search_alg=_searcher(spec, results, ctx.dataset, run_dir.name),
+        trial_dirname_creator=functools.partial(trial_dirname, varied=_varied(spec)),
+        search_alg=_searcher(spec, ctx.builder, results, ctx.dataset, run_dir.name),
         scheduler=make_scheduler(spec),
         num_samples=s.trials,
         max_concurrent_trials=s.max_concurrent,
@@ -242,7 +271,7 @@ def _tuner(
     run_config = tune.RunConfig(
         name=run_dir.name,
         **_ray_storage(run_dir.parent),
-        callbacks=[recorder, SearchProgress(ctx.objective_metric, ctx.objective_mode)],
+        callbacks=[recorder, SearchProgress(ctx.objective_metric, ctx.direction)],
         verbose=0,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=KEPT_CHECKPOINTS),
         failure_config=tune.FailureConfig(max_failures=s.max_retries),  # from the last epoch's checkpoint
@@ -250,19 +279,24 @@ def _tuner(
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
 
-def trial_dirname(trial: Any, varied: frozenset[str]) -> str:
+def _varied(spec: SearchSpec) -> frozenset[str] | None:
+    """The names a trial's run name shows: the CNN space's sampled ones; a model function's, all."""
+    return None if spec.model is not None else sampled(spec.space)
+
+
+def trial_dirname(trial: Any, varied: frozenset[str] | None) -> str:
     """`<trial id>-<sampled values>`: the run name TensorBoard shows (Ray's default is cut at 130
     characters mid-value and ends in a date); per-block values join with `+`."""
     values: dict[str, list[str]] = {}
-    for key, value in trial.config.items():
-        if base_name(key) in varied:
+    for key, value in hyperparameters(trial.config).items():
+        if varied is None or base_name(key) in varied:
             shown = f"{value:.3g}" if isinstance(value, float) else str(value)
             values.setdefault(base_name(key), []).append(shown)
     text = ",".join(f"{name}={'+'.join(v)}" for name, v in values.items())
     return f"{trial.trial_id}-{text}"[:MAX_DIRNAME] if text else str(trial.trial_id)
 
 
-def _searcher(spec: SearchSpec, results: Location, dataset: str, run_id: str) -> Any:
+def _searcher(spec: SearchSpec, builder: ModelBuilder, results: Location, dataset: str, run_id: str) -> Any:
     import optuna
 
     from harness._leaderboard import study_records
@@ -271,29 +305,31 @@ def _searcher(spec: SearchSpec, results: Location, dataset: str, run_id: str) ->
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return HarnessSearch(
         storage=optuna_storage(results)[0],
-        space=functools.partial(_define_by_run, space=spec.space),
+        space=functools.partial(_define_by_run, builder=builder),
         sampler=make_sampler(spec.search.sampler, spec.search.seed),
-        objectives=[(o.metric, o.direction) for o in spec.objectives],
+        objectives=tuple(spec.objectives),
         constraints=spec.limits,
         study_name=f"{spec.study}-{run_id}",
-        start_points=start_points(spec),
-        earlier_trials=earlier_trials(spec, results, dataset),
+        start_points=start_points(spec, builder),
+        earlier_trials=earlier_trials(spec, builder, results, dataset),
         trials=spec.search.trials,
         time_budget_s=spec.search.time_budget_s,
         recorded=functools.partial(study_records, results.uri, spec.study, run_id=run_id),
     )
 
 
-def _define_by_run(trial: optuna.Trial, space: dict[str, Any]) -> dict[str, Any]:
-    """The sampled space, the trial number (repeats of a fixed spec differ in seed), start points."""
+def _define_by_run(trial: optuna.Trial, builder: ModelBuilder) -> dict[str, Any]:
+    """The sampled values, the trial number (repeats of a fixed spec differ in seed), start points."""
     start_point = bool(trial.user_attrs.get(START_POINT))  # enqueued from `search.start_from`
-    return {**suggest(trial, space), TRIAL_NUMBER: trial.number, START_POINT: start_point}
+    return {**builder.sample(trial), TRIAL_NUMBER: trial.number, START_POINT: start_point}
 
 
-def _report_end(spec: SearchSpec, frame: pd.DataFrame, run_dir: Location, console: Console) -> None:
+def _report_end(
+    spec: SearchSpec, frame: pd.DataFrame, run_dir: Location, console: Console, *, strict: bool = False
+) -> None:
     """Say what is unfinished, and surface harness' own failures: a run whose every trial failed
     inside harness says nothing about its space, so it raises InternalError (the CLI's exit 1);
-    under HARNESS_STRICT=1 (the tests) any such failure raises, with every traceback."""
+    with `strict` (the tests) any such failure raises, with every traceback."""
     from harness._recorder import ERRORS_DIR
 
     rows = frame[frame["run_id"] == run_dir.name] if not frame.empty else frame
@@ -304,7 +340,7 @@ def _report_end(spec: SearchSpec, frame: pd.DataFrame, run_dir: Location, consol
         )
     errors = run_dir / ERRORS_DIR
     internal = errors.files(".txt")
-    if internal and os.environ.get("HARNESS_STRICT") == "1":
+    if internal and strict:
         raise InternalError("\n\n".join(f"{p.name.removesuffix('.txt')}:\n{p.read_text()}" for p in internal))
     if not rows.empty and (rows["error_kind"] == "internal").all():
         raise InternalError(_all_internal(rows, errors))

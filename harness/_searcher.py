@@ -25,13 +25,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from harness._builder import ModelBuilder
 from harness._constraints import violations
 from harness._errors import HarnessError
 from harness._leaderboard import study_records
-from harness._points import distributions, point_params, row_point
 from harness._record import (
     FIDELITY,
     REPORT_KEY,
+    Direction,
     EpochReport,
     FinalReport,
     SliceReport,
@@ -39,7 +40,7 @@ from harness._record import (
     TrialStatus,
 )
 from harness._space import START_POINT, Value
-from harness._spec import Bound, SearchSpec
+from harness._spec import Bound, Objective, SearchSpec
 from harness._storage import Location, Results
 
 TRIAL_ID = "trial_id"
@@ -125,7 +126,7 @@ class HarnessSearch(OptunaSearch):
         *,
         space: Callable[[optuna.Trial], dict[str, Any]],
         sampler: optuna.samplers.BaseSampler,
-        objectives: list[tuple[str, str]],
+        objectives: tuple[Objective, ...],
         constraints: dict[str, Bound],
         study_name: str,
         start_points: list[dict[str, Value]],
@@ -135,7 +136,7 @@ class HarnessSearch(OptunaSearch):
         storage: optuna.storages.BaseStorage | None = None,
         time_budget_s: float | None = None,
     ) -> None:
-        metrics, modes = [m for m, _ in objectives], [d for _, d in objectives]
+        metrics, modes = [str(o.metric) for o in objectives], [str(o.direction) for o in objectives]
         super().__init__(
             space=space,
             sampler=sampler,
@@ -253,12 +254,14 @@ class HarnessSearch(OptunaSearch):
         self.study.tell(trial, values, state=state)
 
 
-def start_points(spec: SearchSpec) -> list[dict[str, Value]]:
+def start_points(spec: SearchSpec, builder: ModelBuilder) -> list[dict[str, Value]]:
     """`search.start_from` (or a cold search's probe) as the values Optuna enqueues."""
-    return [point_params(spec.space, point) for point in spec.first_points]
+    return [builder.start_params(point) for point in spec.first_points]
 
 
-def earlier_trials(spec: SearchSpec, results_dir: Results, dataset: str) -> list[FrozenTrial]:
+def earlier_trials(
+    spec: SearchSpec, builder: ModelBuilder, results_dir: Results, dataset: str
+) -> list[FrozenTrial]:
     """`search.warm_start`: rows of earlier studies on this dataset whose parameters fit the space."""
     trials: list[FrozenTrial] = []
     for study in spec.search.warm_start:
@@ -269,30 +272,31 @@ def earlier_trials(spec: SearchSpec, results_dir: Results, dataset: str) -> list
                 "name a study that has run there, or remove it."
             )
         for record in rows:
-            trial = _as_trial(spec, record) if record.dataset == dataset else None
+            trial = _as_trial(spec, builder, record) if record.dataset == dataset else None
             if trial is not None:
                 trials.append(trial)
     return trials
 
 
 _STATES = {TrialStatus.COMPLETED: TrialState.COMPLETE, TrialStatus.PRUNED: TrialState.PRUNED}
+_OPTUNA_DIRECTIONS = {
+    Direction.MAX: optuna.study.StudyDirection.MAXIMIZE,
+    Direction.MIN: optuna.study.StudyDirection.MINIMIZE,
+}
 
 
-def as_study(spec: SearchSpec, records: list[TrialRecord]) -> optuna.Study:
+def as_study(spec: SearchSpec, builder: ModelBuilder, records: list[TrialRecord]) -> optuna.Study:
     """An in-memory Optuna study of leaderboard rows, for Optuna's importance and plotting tools."""
-    directions = [
-        optuna.study.StudyDirection.MAXIMIZE if o.direction == "max" else optuna.study.StudyDirection.MINIMIZE
-        for o in spec.objectives
-    ]
+    directions = [_OPTUNA_DIRECTIONS[o.direction] for o in spec.objectives]
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in memory" is noise here
     study = optuna.create_study(directions=directions)
-    study.add_trials([t for t in (_as_trial(spec, r) for r in records) if t is not None])
+    study.add_trials([t for t in (_as_trial(spec, builder, r) for r in records) if t is not None])
     return study
 
 
-def _as_trial(spec: SearchSpec, record: TrialRecord) -> FrozenTrial | None:
+def _as_trial(spec: SearchSpec, builder: ModelBuilder, record: TrialRecord) -> FrozenTrial | None:
     try:
-        params = point_params(spec.space, row_point(record.hyperparameters))
+        params, dists = builder.trial_params(record.hyperparameters)
     except ValueError:
         return None  # sampled from another space: says nothing about this one
     values = [getattr(record, o.metric) for o in spec.objectives]
@@ -309,7 +313,7 @@ def _as_trial(spec: SearchSpec, record: TrialRecord) -> FrozenTrial | None:
         state=state,
         values=values if state is TrialState.COMPLETE else None,
         params=params,
-        distributions=distributions(spec.space, params),
+        distributions=dists,
         intermediate_values=pruned_at,
         user_attrs={"warm_start": f"{record.study}/{record.trial_id}"},
     )

@@ -387,8 +387,12 @@ TRIAL_NUMBER = "trial_number"
 """Config key the search adds beside the sampled values, so repeats of a fixed spec differ in seed."""
 START_POINT = "start_point"
 """Config key marking a trial enqueued from `search.start_from` (never pruned)."""
+BUILD_ERROR = "build_error"
+"""Config key of a trial whose model function failed on the driver (harness._builder)."""
 
 
 def hyperparameters(config: Mapping[str, Any]) -> dict[str, Value]:
     """A trial config's hyperparameters: everything but the search's own bookkeeping keys."""
-    return {key: value for key, value in config.items() if key not in (TRIAL_NUMBER, START_POINT)}
+    return {
+        key: value for key, value in config.items() if key not in (TRIAL_NUMBER, START_POINT, BUILD_ERROR)
+    }

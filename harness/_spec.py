@@ -7,6 +7,7 @@ import hashlib
 import json
 import operator
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -26,11 +27,16 @@ from pydantic import (
 from harness._errors import ArgumentError, SpecError
 from harness._names import MAX_NAME, NAME_PATTERN
 from harness._points import point_params, probe_point
+from harness._record import Direction
 from harness._space import CategoricalDist, FloatDist, IntDist, validate_space
 from harness._storage import Location, Results, write_text
 
-DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_folder"]
+DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_folder", "arrays"]
 DATASETS: tuple[str, ...] = get_args(DatasetName)
+MODEL_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.<>]*$"
+"""`module:function` (or `module:Class`, a HyperModel; `<locals>` for functions defined inside others)."""
+OWN_DATA = ("image_folder", "arrays")
+"""Datasets a spec names by `dataset.path`: a folder of images, an `.npz` file of arrays."""
 
 
 _ONE, _MANY = "(one objective)", "(objectives)"
@@ -62,6 +68,8 @@ class DatasetSpec(_Strict):
     image_size: tuple[int, int] | None = None
     validation_split: float = Field(0.1, gt=0.0, lt=1.0)
     limit_train: int | None = Field(None, ge=10)
+    test_split: float | None = Field(None, gt=0.0, lt=1.0)  # data without a test set: 0.2 when unset
+    digest: str | None = Field(None, pattern=r"^[0-9a-f]{12}$")  # arrays from Python: set by run_search
 
     @field_validator("classes")
     @classmethod
@@ -81,12 +89,17 @@ class DatasetSpec(_Strict):
         return size
 
     @model_validator(mode="after")
-    def _path_for_image_folder_only(self) -> DatasetSpec:
+    def _path_for_own_data_only(self) -> DatasetSpec:
         """A built-in dataset is found by name: a path there would be silently ignored."""
-        if self.path is not None and self.name != "image_folder":
+        if self.path is not None and self.name not in OWN_DATA:
             raise ValueError(
-                f"dataset.path is only for image_folder; got path {self.path!r} with name {self.name}. "
-                "Remove it, and use --data-dir / HARNESS_DATA_DIR for built-in datasets"
+                f"dataset.path is only for {' and '.join(OWN_DATA)}; got path {self.path!r} with name "
+                f"{self.name}. Remove it, and use --data-dir / HARNESS_DATA_DIR for built-in datasets"
+            )
+        if self.digest is not None and (self.name != "arrays" or self.path is not None):
+            raise ValueError(
+                "dataset.digest names arrays passed from Python (run_search(spec, data=...) sets it); "
+                f"got it with name {self.name} and path {self.path!r}. Remove it"
             )
         return self
 
@@ -114,9 +127,12 @@ class Objective(_Strict):
         return self
 
     @property
-    def direction(self) -> Literal["max", "min"]:
+    def direction(self) -> Direction:
         """`mode`, always set once validated."""
-        return "max" if self.mode == "max" else "min"
+        return Direction.of(self.mode)
+
+    def __str__(self) -> str:
+        return f"{self.metric}:{self.direction}"
 
 
 class Bound(_Strict):
@@ -265,6 +281,9 @@ ADDED_LATER = (
     ("search", "probe"),
     ("search", "scheduler", "first_epoch_rungs"),
     ("search", "scheduler", "compare_with_start_points"),
+    ("dataset", "test_split"),
+    ("dataset", "digest"),
+    ("model",),
 )
 """Spec fields added after the first release, left out of `spec_hash` while unset."""
 
@@ -285,6 +304,7 @@ class SearchSpec(_Strict):
     search: SearchSettings = SearchSettings()
     training: Training = Training()
     resources: Resources = Resources()
+    model: str | None = Field(None, pattern=MODEL_PATTERN)  # "module:function": a user's build(hp)
     space: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("space", mode="before")
@@ -304,6 +324,11 @@ class SearchSpec(_Strict):
     @property
     def multi_objective(self) -> bool:
         return len(self.objectives) > 1
+
+    @property
+    def objectives_column(self) -> str | None:
+        """A multi-objective search's objectives as rows record them (`val_accuracy:max,params:min`)."""
+        return ",".join(map(str, self.objectives)) if self.multi_objective else None
 
     @property
     def limits(self) -> dict[str, Bound]:
@@ -352,7 +377,19 @@ class SearchSpec(_Strict):
         return next((v for v in values if isinstance(v, str) and v.startswith("mixed")), None)
 
     @model_validator(mode="after")
+    def _model_or_space(self) -> SearchSpec:
+        """A model function declares its own hyperparameters: `space:` is harness' CNN's."""
+        if self.model is not None and self.space:
+            raise ValueError(
+                f"model: {self.model} declares its own hyperparameters (hp.Int, hp.Choice, ...); space: "
+                "is the vocabulary of harness' CNN. Remove space:, or model: to search the CNN"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _start_points_inside_space(self) -> SearchSpec:
+        if self.model is not None:  # a model function's space is known as its build runs: Optuna checks
+            return self
         for i, point in enumerate(self.search.start_from):
             try:
                 point_params(self.space, point)
@@ -365,7 +402,7 @@ class SearchSpec(_Strict):
         """What runs first, on a whole node and never pruned: `search.start_from`, or for a cold
         search (no start point, no warm start) the space's cheapest model (`search.probe`)."""
         s = self.search
-        if s.start_from or s.warm_start or s.probe is False:
+        if s.start_from or s.warm_start or s.probe is False or self.model is not None:
             return list(s.start_from)
         probe = probe_point(self.space)
         return [probe] if probe else []
@@ -439,12 +476,29 @@ def load_saved_spec(results_dir: Results, spec_hash: str) -> SearchSpec:
     return _validate(json.loads(path.read_text()), str(path))
 
 
-def load_spec(path: str | Path) -> SearchSpec:
-    """Read and validate a YAML search space; raise SpecError naming file and field."""
-    return _load(Path(path), nested=False)
+def load_spec(source: str | Path | Mapping[str, Any], *, own_data: bool = False) -> SearchSpec:
+    """Read and validate a YAML search space, or validate one built in Python as a dict (the
+    same sections as the file); raise SpecError naming the file and field.
+
+    Relative paths in a dict (`start_from`, `dataset.path`) are relative to the working directory.
+    `own_data`: the data will be passed from Python (`Data`), so a spec without a `dataset`
+    section (or a section without a name: `{validation_split: 0.2}`) means `{name: arrays}`.
+    """
+    if isinstance(source, Mapping):
+        raw, where, base = dict(source), "the spec dict", Path.cwd()
+    else:
+        raw, where, base = _read(Path(source)), str(source), Path(source).parent
+    if own_data and isinstance(raw.setdefault("dataset", {}), dict):
+        raw["dataset"] = {"name": "arrays", **raw["dataset"]}
+    return _validate(raw, where, {"base_dir": str(base), "nested": False})
 
 
 def _load(path: Path, *, nested: bool) -> SearchSpec:
+    return _validate(_read(path), str(path), {"base_dir": str(path.parent), "nested": nested})
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """A spec file's top-level mapping, unvalidated."""
     if not path.is_file():
         raise SpecError(f"{path}: no such file. Pass the path of a search space YAML file.")
     try:
@@ -457,7 +511,7 @@ def _load(path: Path, *, nested: bool) -> SearchSpec:
         raise SpecError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: the top level must be a mapping with study, dataset, space.")
-    return _validate(raw, str(path), {"base_dir": str(path.parent), "nested": nested})
+    return raw
 
 
 class _DuplicateKey(Exception):

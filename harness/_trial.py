@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness._builder import CnnBuilder, ModelBuilder
 from harness._constraints import feasible
 from harness._devices import GpuMemory, out_of_memory, release_gpu_memory
 from harness._errors import TrialFailed
@@ -29,6 +30,7 @@ from harness._provenance import provenance
 from harness._record import (
     FIDELITY,
     REPORT_KEY,
+    Direction,
     EpochRecord,
     EpochReport,
     ErrorKind,
@@ -41,7 +43,7 @@ from harness._record import (
     steady_epoch_s,
 )
 from harness._resources import trial_cpus, trial_gpus
-from harness._space import START_POINT, hyperparameters, resolve
+from harness._space import START_POINT, hyperparameters
 from harness._storage import Location, copy_file, local_scratch, storage_full
 
 if TYPE_CHECKING:
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
     from harness._checkpoint import Progress, ResumableEarlyStopping
     from harness._data import Dataset
     from harness._reporter import ReportCallback
-    from harness._spec import Bound
+    from harness._spec import Bound, Objective
 
 _configured = False
 TRAINING_LIBRARIES = frozenset({"keras", "tensorflow", "jax", "jaxlib", "torch", "optree", "numpy"})
@@ -64,8 +66,7 @@ class TrialContext:
     study: str
     run_id: str
     dataset: str
-    objective_metric: str
-    objective_mode: str
+    objectives: tuple[Objective, ...]  # the first is the scheduler's
     spec_hash: str
     models_dir: str
     max_epochs: int
@@ -73,7 +74,7 @@ class TrialContext:
     early_stopping: dict[str, Any] | None
     backend: str
     constraints: dict[str, Bound] = field(default_factory=dict)
-    objectives: str | None = None  # several objectives, as the record's `objectives` column
+    builder: ModelBuilder = field(default_factory=lambda: CnnBuilder({}))  # what the trial builds
     deadline: float | None = None  # the time budget's end (time.time()): trials wind down then
     units_per_epoch: int = 1  # the scheduler's `FIDELITY` units in an epoch
     first_epoch_fractions: tuple[float, ...] = ()  # where in the first epoch to report (1/9, 1/3)
@@ -82,9 +83,20 @@ class TrialContext:
     @property
     def metrics(self) -> list[str]:
         """Every objective's metric, the first first: each report carries them all (Ray checks)."""
-        if not self.objectives:
-            return [self.objective_metric]
-        return [part.partition(":")[0] for part in self.objectives.split(",")]
+        return [o.metric for o in self.objectives]
+
+    @property
+    def objective_metric(self) -> str:
+        return self.objectives[0].metric
+
+    @property
+    def direction(self) -> Direction:
+        return self.objectives[0].direction
+
+    @property
+    def objectives_column(self) -> str | None:
+        """A multi-objective search's objectives, as the record's `objectives` column."""
+        return ",".join(map(str, self.objectives)) if len(self.objectives) > 1 else None
 
 
 def run_trial(config: dict[str, Any], *, data: Dataset, ctx: TrialContext) -> None:
@@ -127,12 +139,13 @@ class _Attempt:
             run_id=ctx.run_id,
             dataset=ctx.dataset,
             objective_metric=ctx.objective_metric,
-            objective_mode=ctx.objective_mode,
+            objective_mode=str(ctx.direction),
             spec_hash=ctx.spec_hash,
             started_at=now(),
             cpus=cpus,
             gpus=gpus,
-            objectives=ctx.objectives,
+            objectives=ctx.objectives_column,
+            builder=ctx.builder.record_label,
             hyperparameters=hyperparameters(config),
         )
         self.reporter: ReportCallback | None = None
@@ -153,7 +166,7 @@ class _Attempt:
             full = storage_full(exc, self.ctx.models_dir)
             if full is not None:  # nobody's trial is at fault, and a retry would fail again
                 return FinalReport(record=self.record, storage_full=full.path)
-            kind = classify(exc, in_training=self.training)
+            kind = classify(exc, in_training=self.training, user_modules=self.ctx.builder.user_modules)
             record = replace(
                 self._with_epochs(self.record),
                 error=(self._out_of_memory_hint() if out_of_memory(exc) else "")
@@ -180,7 +193,6 @@ class _Attempt:
         from ray import tune
 
         from harness._checkpoint import ResumableEarlyStopping
-        from harness._model import training_callbacks
         from harness._reporter import ReportCallback
 
         keras.backend.clear_session(free_memory=False)  # reused worker; gc.collect costs 0.2 s
@@ -214,7 +226,7 @@ class _Attempt:
             on_slice=self._on_slice,
         )
         # The stopper first (its state is checkpointed), the reporter last (it sees the epoch's rate).
-        callbacks = [c for c in (self.stopper, *training_callbacks(self.config), self.reporter) if c]
+        callbacks = [c for c in (self.stopper, *self.ctx.builder.callbacks(self.config), self.reporter) if c]
         self.t_fit = time.perf_counter()
         self.record = replace(self.record, build_s=self.t_fit - t_build)
         if self.ctx.deadline is not None and time.time() >= self.ctx.deadline:
@@ -226,7 +238,7 @@ class _Attempt:
             validation_data=(data.x_val, data.y_val),
             initial_epoch=len(self.progress.epochs),
             epochs=self.ctx.max_epochs,
-            batch_size=int(resolve(self.config, "batch_size")),
+            batch_size=self.ctx.builder.batch_size(self.config),
             callbacks=callbacks,
             verbose=0,
         )  # fmt: skip
@@ -244,7 +256,7 @@ class _Attempt:
         return {b: f for b, f in at.items() if b < batches}
 
     def _batches_per_epoch(self) -> int:
-        return math.ceil(len(self.data.x_train) / int(resolve(self.config, "batch_size")))
+        return math.ceil(len(self.data.x_train) / self.ctx.builder.batch_size(self.config))
 
     def _on_slice(self, fraction: float) -> None:
         """Report validation after `fraction` of the first epoch: scheduler evidence, no checkpoint
@@ -380,17 +392,16 @@ class _Attempt:
     def _model_and_progress(self, checkpoint: Any) -> tuple[keras.Model, Progress, list[Any] | None]:
         """A new compiled model, or the one a paused or interrupted attempt checkpointed."""
         from harness._checkpoint import Progress, load
-        from harness._model import build_model, compile_model
 
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
                 return load(Path(folder))
-        model = build_model(self.config, self.data.input_shape, self.data.num_classes)
+        model = self.ctx.builder.build(
+            self.config, self.data.input_shape, self.data.num_classes,
+            epochs=self.ctx.max_epochs, steps_per_epoch=self._batches_per_epoch(),
+        )  # fmt: skip
         progress = Progress(
             started_at=self.record.started_at or now(), train_time_s=0.0, epochs=[], early_stopping=None
-        )
-        model = compile_model(
-            model, self.config, epochs=self.ctx.max_epochs, steps_per_epoch=self._batches_per_epoch()
         )
         return model, progress, None
 
@@ -411,8 +422,11 @@ def objective_values(record: TrialRecord, metrics: list[str]) -> dict[str, float
     return {metric: math.nan if value is None else float(value) for metric, value in values.items()}
 
 
-def classify(exc: BaseException, *, in_training: bool) -> ErrorKind:
-    """User: TrialFailed, or an error a training library raised while training.
+def classify(
+    exc: BaseException, *, in_training: bool, user_modules: frozenset[str] = frozenset()
+) -> ErrorKind:
+    """User: TrialFailed, or an error a training library (or the user's model code, in
+    `user_modules`) raised while training.
 
     Internal: anything raised from harness' own code, or outside training (saving,
     reporting): a defect that must not pass for a bad architecture.
@@ -423,7 +437,7 @@ def classify(exc: BaseException, *, in_training: bool) -> ErrorKind:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     origin = str(tb.tb_frame.f_globals.get("__name__", "")) if tb is not None else ""
-    if in_training and origin.split(".")[0] in TRAINING_LIBRARIES:
+    if in_training and origin.split(".")[0] in TRAINING_LIBRARIES | user_modules:
         return ErrorKind.USER
     return ErrorKind.INTERNAL
 

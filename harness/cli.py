@@ -116,8 +116,18 @@ def search(
     top: Annotated[int, typer.Option(help="Rows in the final table.")] = 10,
     mlflow: Annotated[
         str | None,
-        typer.Option(help="Log each trial as an MLflow run to this tracking URI (sqlite:///mlflow.db, http://...)."),
+        typer.Option(
+            help="Log each trial as an MLflow run to this tracking URI (sqlite:///mlflow.db, http://...)."
+        ),
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            envvar="HARNESS_STRICT",
+            help="Exit 1 when any trial failed inside harness' own code (default: only when all did).",
+        ),
+    ] = False,
 ) -> None:
     """Run a hyperparameter search (or a fixed baseline) and print its leaderboard."""
 
@@ -145,6 +155,7 @@ def search(
         resume=resume,
         mlflow=mlflow,
         console=err_console,
+        strict=strict,
     )
     console.print(leaderboard_table(frame.head(top), title=f"{spec.study}: top {top}"))
     counts = frame["status"].value_counts().to_dict() if not frame.empty else {}
@@ -384,10 +395,12 @@ def datasets(data_dir: DataDirOpt = None) -> None:
     table = Table(title="Datasets")
     table.add_column("name")
     table.add_column("found at")
+    own = {
+        "image_folder": "your folder (dataset.path): <class>/*, or train/<class>/* and test/<class>/*",
+        "arrays": "your .npz file (dataset.path), or arrays from Python (harness.Data)",
+    }
     for name in DATASETS:
-        where = locate(name, data_dir)
-        if name == "image_folder":
-            where = "any folder with train/<class>/* and test/<class>/* (dataset.path)"
+        where = own.get(name) or locate(name, data_dir)
         table.add_row(name, where or "[red]not found[/] (a Keras download will be tried)")
     console.print(table)
     console.print("Searched: " + ", ".join(str(r) for r in search_roots(data_dir)))

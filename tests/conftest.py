@@ -20,7 +20,7 @@ import optuna
 import pytest
 import yaml
 
-os.environ["HARNESS_STRICT"] = "1"  # a defect inside harness fails the test, not just a row
+os.environ["HARNESS_STRICT"] = "1"  # `harness search --strict` in every CLI run (see strict_searches)
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from harness import TrialRecord  # noqa: E402
@@ -48,6 +48,27 @@ def needs(*modules: str, extra: str) -> pytest.MarkDecorator:
 
 
 needs_jax = needs("jax", extra="jax")
+
+
+@pytest.fixture(autouse=True)
+def strict_searches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every search a test runs is strict (`run_search(strict=True)` by default here): a defect
+    inside harness fails the test, not just a row. CLI runs read HARNESS_STRICT (`--strict`)."""
+    from harness._search import run_search
+
+    monkeypatch.setitem(run_search.__kwdefaults__, "strict", True)
+
+
+@pytest.fixture
+def fake_gpus_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Take Ray's fake GPUs (`fake_gpu_ray`) as real for one test of packing: the search skips its
+    probe for a CUDA device and trains on the CPU backend."""
+    from harness import _search
+    from harness._devices import provisional_backend
+
+    monkeypatch.setattr(
+        _search, "choose_backend", lambda requested, gpus, auto=False: provisional_backend(requested)
+    )
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ def test_import_harness_imports_neither_ray_nor_keras():
 
 CURATED = {
     "RESULTS_FORMAT", "__version__",
+    "search", "Study", "load_study", "Data",
     "load_spec", "SearchSpec", "run_search", "dry_run", "DryRun", "run_suite",
     "load_leaderboard", "sort_leaderboard", "pareto_front", "load_curves", "select_trial",
     "export_trial", "evaluate_trial", "Evaluation", "predict_images",
@@ -88,8 +89,9 @@ def test_results_is_a_documented_path_to_the_same_objects_and_private_modules_st
 
 
 def test_optional_parameters_are_keyword_only():
-    for fn in (harness.run_search, harness.select_trial, harness.export_trial, harness.evaluate_trial,
-               harness.dry_run, harness.run_suite, harness.sort_leaderboard):  # fmt: skip
+    for fn in (harness.search, harness.load_study, harness.run_search, harness.select_trial,
+               harness.export_trial, harness.evaluate_trial, harness.dry_run, harness.run_suite,
+               harness.sort_leaderboard):  # fmt: skip
         params = list(inspect.signature(fn).parameters.values())
         positional = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
         assert all(p.default is p.empty for p in positional[1:]), fn.__name__

@@ -44,3 +44,23 @@ def test_a_local_search_s_ray_refuses_processes_without_the_user_s_token(tmp_pat
         assert "JOINED" in joined.stdout, joined.stderr[-2000:]  # the refusal was the token's doing
     finally:
         proc.communicate("", timeout=120)
+
+
+def test_a_ray_the_caller_started_is_used_and_what_it_leaves_out_is_said(local_ray):
+    from rich.console import Console
+
+    from harness._cluster import init_ray
+
+    console = Console(record=True, width=400)
+    nodes = init_ray(
+        "ray://elsewhere:10001", {"AWS_ENDPOINT_URL": "http://s3", "KERAS_BACKEND": "jax"}, console
+    )
+    said = console.export_text()
+    assert nodes and nodes[0]["CPU"] == 2  # the caller's Ray (the test session's), not `address`
+    assert "Ray was already started in this process (ray.init)" in said
+    assert "address 'ray://elsewhere:10001'" in said and "AWS_ENDPOINT_URL" in said
+    assert "KERAS_BACKEND" not in said  # trials set their own backend in the worker
+
+    quiet = Console(record=True)
+    init_ray(None, {"KERAS_BACKEND": "jax"}, quiet)
+    assert quiet.export_text() == ""

@@ -448,19 +448,52 @@ def test_image_folder_without_path_raises(tmp_path):
         load_raw(DatasetSpec(name="image_folder"), data_dir=tmp_path)
 
 
-def test_image_folder_without_train_and_test_raises(tmp_path):
-    root = tmp_path / "flat"
+def flat_tree(root: Path, per_class: int = 10) -> Path:
+    """Class folders alone (<class>/<image>), each image distinct (its class colour, its index)."""
     for cls, color in (("cat", RED), ("dog", BLUE)):
         (root / cls).mkdir(parents=True)
-        Image.new("RGB", (8, 8), color).save(root / cls / "0.png")
-    with pytest.raises(DataError, match=r"train/<class>.*test/<class>.*\(missing: train, test;"):
-        load_raw(folder_spec(root), data_dir=tmp_path)
+        for i in range(per_class):
+            Image.new("RGB", (8, 8), tuple(min(255, c + i) for c in color)).save(root / cls / f"{i:02d}.png")
+    return root
 
 
-def test_image_folder_with_only_train_raises(tmp_path):
-    root = make_tree(tmp_path / "half", splits=("train",), per_class=(2,))
-    with pytest.raises(DataError, match=r"\(missing: test;"):
+def test_class_folders_alone_get_a_stratified_test_set_carved_before_limit_train(tmp_path):
+    root = flat_tree(tmp_path / "pets")
+    whole = load_raw(folder_spec(root), data_dir=tmp_path)
+    assert whole.class_names == ["cat", "dog"] and whole.carved_test == 0.2
+    assert np.bincount(whole.y_train).tolist() == [8, 8] and np.bincount(whole.y_test).tolist() == [2, 2]
+    assert_labels_match_colors(whole.x_test, whole.y_test)
+    assert not {i.tobytes() for i in whole.x_train} & {i.tobytes() for i in whole.x_test}
+
+    limited = load_dataset(folder_spec(root, limit_train=10, validation_split=0.2), seed=5)
+    assert np.array_equal(limited.x_test, whole.x_test)  # the same test images whatever trains
+    assert len(limited.y_train) + len(limited.y_val) == 10
+    assert limited.name == "image_folder (test: 20% of train, carved)"
+    assert len(load_raw(folder_spec(root, test_split=0.5), data_dir=tmp_path).y_test) == 10
+
+
+def test_a_train_folder_without_test_is_carved_like_class_folders(tmp_path):
+    flat = load_raw(folder_spec(flat_tree(tmp_path / "flat")), data_dir=tmp_path)
+    nested = flat_tree(tmp_path / "nested" / "train").parent
+    raw = load_raw(folder_spec(nested), data_dir=tmp_path)
+    assert np.array_equal(raw.x_test, flat.x_test) and np.array_equal(raw.y_train, flat.y_train)
+
+
+def test_test_split_with_a_test_folder_is_refused(tmp_path):
+    root = make_tree(tmp_path / "pets")
+    with pytest.raises(DataError, match=r"has its own test/ folder.*remove test_split"):
+        load_raw(folder_spec(root, test_split=0.2, image_size=(8, 8)), data_dir=tmp_path)
+
+
+def test_image_folder_with_only_test_or_no_class_folders_raises(tmp_path):
+    root = flat_tree(tmp_path / "half" / "test").parent
+    with pytest.raises(DataError, match=r"has only test/<class>/<image> files; give class folders"):
         load_raw(folder_spec(root), data_dir=tmp_path)
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    Image.new("RGB", (8, 8), RED).save(loose / "0.png")
+    with pytest.raises(DataError, match=r"has no <class>/<image> files"):
+        load_raw(folder_spec(loose), data_dir=tmp_path)
 
 
 def test_image_folder_test_class_missing_from_train_raises(tmp_path):

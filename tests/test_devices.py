@@ -42,7 +42,6 @@ def test_fake_gpus_stop_a_search_before_anything_is_written(
     tmp_path, fake_gpu_ray, write_spec, monkeypatch, requested, tried
 ):
     """`auto` probes JAX (installed here; torch is not) in a real Ray worker holding a fake GPU."""
-    monkeypatch.delenv("HARNESS_ALLOW_FAKE_GPUS", raising=False)
     monkeypatch.setattr(devices, "installed", lambda backend: backend in ("tensorflow", "jax"))
     path = write_spec(resources={"cpus_per_trial": 0.5, "gpus_per_trial": 0.5})
     with pytest.raises(ArgumentError, match=rf"needs a CUDA device .* none was seen \(tried: {tried}\)"):
@@ -57,8 +56,7 @@ def test_the_cli_exits_2_naming_the_fix_on_a_cluster_started_with_fake_gpus(tmp_
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 2})
     try:
         path = write_spec(search={"trials": 2, "max_epochs": 1, "scheduler": {"name": "none"}})
-        out = run_cli("search", str(path), "--address", cluster.address, "--results", str(tmp_path / "r"),
-                      env={"HARNESS_ALLOW_FAKE_GPUS": ""})  # fmt: skip
+        out = run_cli("search", str(path), "--address", cluster.address, "--results", str(tmp_path / "r"))
     finally:
         cluster.shutdown()
     assert out.returncode == 2, out.stderr[-3000:]

@@ -10,7 +10,7 @@ from conftest import make_record
 
 from harness import ErrorKind, StopReason, TrialRecord, TrialStatus
 from harness._leaderboard import SCHEMA
-from harness._record import ROW_FIELDS, steady_epoch_s
+from harness._record import ROW_FIELDS, USER_HYPERPARAMETERS, steady_epoch_s
 
 
 def test_unknown_field_or_hyperparameter_is_an_error():
@@ -27,13 +27,23 @@ def test_status_strings_become_the_enum():
 
 
 def test_schema_has_every_field_with_its_type():
-    assert [n for n in SCHEMA.names if not n.startswith("hp_")] == list(ROW_FIELDS)
+    assert [n for n in SCHEMA.names if not n.startswith("hp_")] == [*ROW_FIELDS, USER_HYPERPARAMETERS]
     assert SCHEMA.field("params").type == pa.int64()
     assert SCHEMA.field("feasible").type == pa.bool_()
     assert SCHEMA.field("stop_reason").type == pa.string()
     assert SCHEMA.field("started_at").type == pa.timestamp("us", tz="UTC")
     assert SCHEMA.field("hp_filters_8").type == pa.int64()
     assert SCHEMA.field("hp_optimizer").type == pa.string()
+    assert SCHEMA.field("builder").type == SCHEMA.field(USER_HYPERPARAMETERS).type == pa.string()
+
+
+def test_a_user_model_s_hyperparameters_round_trip_as_json_and_the_cnn_s_stay_checked():
+    record = make_record(builder="my_models:build", hyperparameters={"blocks": 2, "lr": 0.01, "act": "relu"})
+    row = record.to_row()
+    assert row[USER_HYPERPARAMETERS] == '{"act": "relu", "blocks": 2, "lr": 0.01}' and "hp_blocks" not in row
+    assert TrialRecord.from_row(row) == record
+    with pytest.raises(ValueError, match=r"unknown keys \['blocks'\]"):
+        make_record(hyperparameters={"blocks": 2})  # harness' CNN: only its vocabulary
 
 
 def test_row_round_trip_through_arrow_keeps_every_value():

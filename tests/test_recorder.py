@@ -13,10 +13,18 @@ from conftest import make_record
 from rich.console import Console
 
 from harness import InternalError, load_leaderboard
-from harness._record import REPORT_KEY, EpochRecord, EpochReport, ErrorKind, FinalReport, Provenance
+from harness._record import (
+    REPORT_KEY,
+    Direction,
+    EpochRecord,
+    EpochReport,
+    ErrorKind,
+    FinalReport,
+    Provenance,
+)
 from harness._recorder import ERRORS_DIR, LeaderboardRecorder, SearchProgress
 from harness._search import _report_end
-from harness._spec import SearchSpec
+from harness._spec import Objective, SearchSpec
 from harness._storage import Location
 from harness._trial import TrialContext
 
@@ -47,8 +55,8 @@ def epoch(trial: Trial, n: int, val_accuracy: float) -> dict[str, Any]:
 
 @pytest.fixture
 def recorder(tmp_path) -> LeaderboardRecorder:
-    ctx = TrialContext(study="s", run_id="run-1", dataset="digits", objective_metric="val_accuracy",
-                       objective_mode="max", spec_hash="h", models_dir="", max_epochs=3, seed=0,
+    ctx = TrialContext(study="s", run_id="run-1", dataset="digits", objectives=(Objective(),),
+                       spec_hash="h", models_dir="", max_epochs=3, seed=0,
                        early_stopping=None, backend="tensorflow")  # fmt: skip
     rec = LeaderboardRecorder(ctx, results_dir=str(tmp_path), run_dir=str(tmp_path / "runs" / "s" / "run-1"),
                               keep_models=1, time_budget_s=None)  # fmt: skip
@@ -92,7 +100,7 @@ def test_final_reports_are_written_as_sent_and_top_k_is_kept(recorder, tmp_path)
     assert not (models / "a.keras").exists() and (models / "b.keras").exists()
 
 
-def test_internal_failures_leave_a_traceback_and_fail_strict_runs(recorder, tmp_path, monkeypatch):
+def test_internal_failures_leave_a_traceback_and_fail_strict_runs(recorder, tmp_path):
     record = make_record(trial_id="bug", status="failed", acc=None, error="KeyError: 'x'",
                          error_kind=ErrorKind.INTERNAL, run_id="run-1")  # fmt: skip
     trial = Trial("bug", last_result={REPORT_KEY: FinalReport(record=record, traceback="Traceback ...")})
@@ -102,8 +110,7 @@ def test_internal_failures_leave_a_traceback_and_fail_strict_runs(recorder, tmp_
     spec = SearchSpec.model_validate({"study": "s", "dataset": {"name": "digits"}, "search": {"trials": 1}})
     frame = load_leaderboard(tmp_path)
     with pytest.raises(InternalError, match="bug:\nTraceback"):
-        _report_end(spec, frame, Location.of(run_dir), console=_quiet())
-    monkeypatch.setenv("HARNESS_STRICT", "0")
+        _report_end(spec, frame, Location.of(run_dir), console=_quiet(), strict=True)
     with pytest.raises(InternalError, match=r"all 1 trial\(s\) of run run-1 failed inside harness itself"):
         _report_end(spec, frame, Location.of(run_dir), console=_quiet())  # every trial of the run did
     done = Trial(
@@ -138,7 +145,7 @@ def test_a_trial_ray_errored_without_an_event_gets_one_failed_row_and_recorded_o
 
 
 def test_progress_counts_and_shows_the_best_the_leaderboard_ranks_first():
-    progress = SearchProgress("val_accuracy", "max")
+    progress = SearchProgress("val_accuracy", Direction.MAX)
     trial = Trial("a")
     progress.on_trial_start(0, [], trial)
     progress.on_trial_result(0, [], trial, epoch(trial, 1, 0.8))

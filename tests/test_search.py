@@ -79,8 +79,7 @@ def test_failing_trial_becomes_failed_row_and_search_goes_on(tmp_path, local_ray
     assert frame.tail(len(failed))["status"].eq("failed").all()  # failures sort last
 
 
-def test_auto_gpus_pack_four_trials_on_two_gpus(tmp_path, fake_gpu_ray, write_spec, monkeypatch):
-    monkeypatch.setenv("HARNESS_ALLOW_FAKE_GPUS", "1")  # the documented test-only opt-in
+def test_auto_gpus_pack_four_trials_on_two_gpus(tmp_path, fake_gpu_ray, fake_gpus_accepted, write_spec):
     path = write_spec(
         resources={"cpus_per_trial": 0.5, "gpus_per_trial": "auto"},
         search={"trials": 4, "max_epochs": 2, "max_concurrent": 4, "scheduler": {"name": "none"}},
@@ -322,7 +321,7 @@ def test_a_search_whose_every_trial_fails_inside_harness_raises_and_the_cli_exit
     tmp_path, local_ray, write_spec, monkeypatch, capsys
 ):
     """Every trial's model build fails in harness' own code, as a defect would: a config no spec
-    can produce (test_trial's method), from a spec copied past validation; HARNESS_STRICT unset."""
+    can produce (test_trial's method), from a spec copied past validation; not strict."""
     from harness import cli
 
     monkeypatch.delenv("HARNESS_STRICT")
@@ -334,7 +333,7 @@ def test_a_search_whose_every_trial_fails_inside_harness_raises_and_the_cli_exit
         r"because of their configuration; the first \(\w+\): KeyError: 'bogus'\. Their rows are kept"
     )
     with pytest.raises(InternalError, match=expected):
-        run_search(broken, results_dir=tmp_path / "api")
+        run_search(broken, results_dir=tmp_path / "api", strict=False)
     rows = load_leaderboard(tmp_path / "api")
     assert len(rows) == 2 and rows["error_kind"].eq("internal").all() and rows["status"].eq("failed").all()
 

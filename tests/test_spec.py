@@ -288,7 +288,7 @@ BAD = {
     "path_on_a_built_in_dataset": (
         _set("dataset.path", "my_fashion"),
         ["dataset.path"],
-        r"only for image_folder; got path 'my_fashion'.*--data-dir / HARNESS_DATA_DIR",
+        r"only for image_folder and arrays; got path 'my_fashion'.*--data-dir / HARNESS_DATA_DIR",
     ),
 }
 

@@ -12,7 +12,7 @@ import pytest
 
 from harness import ErrorKind, TrialFailed, TrialStatus
 from harness._data import load_dataset
-from harness._spec import DatasetSpec
+from harness._spec import DatasetSpec, Objective
 from harness._trial import (
     TrialContext,
     _Attempt,
@@ -91,8 +91,8 @@ def test_classify_keeps_user_failures_and_harness_defects_apart():
 @pytest.fixture
 def context(tmp_path) -> TrialContext:
     return TrialContext(
-        study="s", run_id="r", dataset="digits", objective_metric="val_accuracy", objective_mode="max",
-        spec_hash="h", models_dir=str(tmp_path / "models"), max_epochs=1, seed=0, early_stopping=None,
+        study="s", run_id="r", dataset="digits", objectives=(Objective(),), spec_hash="h",
+        models_dir=str(tmp_path / "models"), max_epochs=1, seed=0, early_stopping=None,
         backend="tensorflow",
     )  # fmt: skip
 

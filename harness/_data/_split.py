@@ -42,9 +42,18 @@ class Dataset:
         return len(self.class_names)
 
 
+TEST_SPLIT = 0.2
+"""The share of training images carved as the test set of data without one (`dataset.test_split`)."""
+CARVE_SEED = 0
+"""Fixed, so every search and seed over the same data tests on the same images."""
+
+
 @dataclass(frozen=True)
 class RawData:
-    """Train and test sets before the validation split, with class names in label order."""
+    """Train and test sets before the validation split, with class names in label order.
+
+    Data without a test set has an empty one until `carve_test` carves it.
+    """
 
     x_train: Images
     y_train: Labels
@@ -52,6 +61,11 @@ class RawData:
     y_test: Labels
     class_names: list[str]
     source: str
+    carved_test: float | None = None  # the share of the training images carved as the test set
+
+    @property
+    def has_test(self) -> bool:
+        return len(self.y_test) > 0
 
 
 def select(raw: RawData, spec: DatasetSpec, seed: int) -> RawData:
@@ -72,6 +86,39 @@ def select_classes(available: list[str], wanted: list[str], name: str) -> list[s
     if unknown:
         raise DataError(f"dataset.classes: {unknown} not in {name}; allowed: {available}.")
     return [c for c in available if c in wanted]
+
+
+def carve_test(raw: RawData, spec: DatasetSpec) -> RawData:
+    """A test set for data without one: a stratified `dataset.test_split` of the training images."""
+    if raw.has_test:
+        if spec.test_split is not None:
+            raise DataError(
+                f"dataset.test_split: {raw.source} has its own test set, and test_split only carves one "
+                "from data without it; remove test_split."
+            )
+        return raw
+    fraction = spec.test_split or TEST_SPLIT
+    train, test = test_indices(raw.y_train, fraction)
+    return RawData(
+        raw.x_train[train], raw.y_train[train], raw.x_train[test], raw.y_train[test],
+        raw.class_names, raw.source, carved_test=fraction,
+    )  # fmt: skip
+
+
+def test_indices(y: Labels, fraction: float) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """(train, test) indices of a stratified split with the fixed `CARVE_SEED`."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        train, test = train_test_split(
+            np.arange(len(y)), test_size=fraction, stratify=y, random_state=CARVE_SEED
+        )
+    except ValueError as exc:
+        raise DataError(
+            f"dataset.test_split={fraction:g} cannot carve a stratified test set from {len(y)} training "
+            f"images ({exc}); give a test set, or more images of each class."
+        ) from None
+    return np.asarray(train), np.asarray(test)
 
 
 def training_subset(y: Labels, limit: int | None, seed: int) -> npt.NDArray[np.intp] | None:
@@ -109,8 +156,9 @@ def split_validation(raw: RawData, spec: DatasetSpec, seed: int) -> Dataset:
             f"training images over {len(raw.class_names)} classes ({exc}); raise "
             "limit_train or validation_split."
         ) from None
+    carved = f" (test: {raw.carved_test:.0%} of train, carved)" if raw.carved_test else ""
     return Dataset(
-        name=spec.label,
+        name=spec.label + carved,
         class_names=raw.class_names,
         x_train=x_tr,
         y_train=y_tr,
@@ -152,4 +200,5 @@ def _subset(raw: RawData, classes: list[str], name: str) -> RawData:
         mask = mapping[y] >= 0
         return x[mask], mapping[y[mask]]
 
-    return RawData(*pick(raw.x_train, raw.y_train), *pick(raw.x_test, raw.y_test), kept, raw.source)
+    (x_train, y_train), (x_test, y_test) = pick(raw.x_train, raw.y_train), pick(raw.x_test, raw.y_test)
+    return replace(raw, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, class_names=kept)

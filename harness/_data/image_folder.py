@@ -1,4 +1,5 @@
-"""Image trees: `train/<class>/*` and `test/<class>/*` in a folder or tarball.
+"""Image trees in a folder or tarball: `train/<class>/*` and `test/<class>/*`, or class folders
+alone (`<class>/*` or `train/<class>/*`), whose test set is carved from them (`dataset.test_split`).
 
 The spec's classes and limit_train choose files by name before any image is decoded,
 so a two-class, 1,000-image search over a large tree decodes about 1,000 images.
@@ -23,7 +24,7 @@ from harness._data._images import (
     write_cache,
 )
 from harness._data._registry import DatasetSource, Description, register
-from harness._data._split import Labels, RawData, select_classes, training_subset
+from harness._data._split import TEST_SPLIT, Labels, RawData, select_classes, test_indices, training_subset
 from harness._errors import DataError
 from harness._spec import DatasetSpec
 
@@ -40,23 +41,32 @@ class ImageTree:
 
     @classmethod
     def scan(cls, path: Path) -> ImageTree:
-        """List and check the tree; DataError unless both splits have class folders."""
+        """List and check the tree; DataError unless it has training class folders."""
         names = list_images(path)
         splits: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
+        flat: dict[str, list[str]] = {}  # <class>/<image>, for a tree without train/ and test/
         for name in names:
             parts = name.split("/")
             if len(parts) >= 3 and parts[-3] in splits:
                 splits[parts[-3]].setdefault(parts[-2], []).append(name)
-        missing = [split for split, by_class in splits.items() if not by_class]
-        if missing:
+            elif len(parts) >= 2:
+                flat.setdefault(parts[-2], []).append(name)
+        if not splits["train"] and not splits["test"]:
+            splits["train"] = flat
+        if not splits["train"]:
+            found = "only test/<class>/<image> files" if splits["test"] else "no <class>/<image> files"
             raise DataError(
-                f"dataset.path: {path} has no train/<class>/<image> and test/<class>/<image> files "
-                f"(missing: {', '.join(missing)}; image suffixes: {sorted(IMAGE_SUFFIXES)})."
+                f"dataset.path: {path} has {found}; give class folders (<class>/<image>), or train/<class>/ "
+                f"and test/<class>/ (image suffixes: {sorted(IMAGE_SUFFIXES)})."
             )
         unknown = sorted(set(splits["test"]) - set(splits["train"]))
         if unknown:
             raise DataError(f"dataset.path: {path}/test has classes missing from train: {unknown}.")
         return cls(path, names, splits)
+
+    @property
+    def has_test(self) -> bool:
+        return bool(self.splits["test"])
 
     @property
     def classes(self) -> list[str]:
@@ -83,30 +93,46 @@ def read_tree(path: Path, spec: DatasetSpec, seed: int, check: ClassCheck | None
     The cache key holds the selection and every file's size and mtime.
     """
     limit = spec.limit_train
-    selection = (spec.image_size, sorted(spec.classes or []), limit, seed if limit is not None else None)
+    selection = (spec.image_size, sorted(spec.classes or []), limit, seed if limit is not None else None,
+                 spec.test_split)  # fmt: skip
     cached_at = cache_file(path, repr(selection))
     cached = read_cache(cached_at)
     if cached is not None:
         return RawData(
             cached["x_train"], cached["y_train"], cached["x_test"], cached["y_test"],
-            [str(c) for c in cached["class_names"]], str(path),
+            [str(c) for c in cached["class_names"]], str(path), float(cached["carved_test"]) or None,
         )  # fmt: skip
     tree = ImageTree.scan(path)
     if check is not None:
         check(path, tree.classes)
     classes = select_classes(tree.classes, spec.classes, spec.name) if spec.classes else tree.classes
+    if tree.has_test and spec.test_split is not None:
+        raise DataError(
+            f"dataset.test_split: {path} has its own test/ folder, and test_split only carves a test "
+            "set from data without one; remove test_split."
+        )
     train, y_train = tree.files("train", classes)
+    carved = None
+    if tree.has_test:
+        test, y_test = tree.files("test", classes)
+    else:  # carved before limit_train: the same test images whatever subset trains
+        train_at, test_at = test_indices(y_train, spec.test_split or TEST_SPLIT)
+        test, y_test = [train[i] for i in test_at], y_train[test_at]
+        train, y_train, carved = (
+            [train[i] for i in train_at],
+            y_train[train_at],
+            spec.test_split or TEST_SPLIT,
+        )
     keep = training_subset(y_train, limit, seed)
     if keep is not None:
         train, y_train = [train[i] for i in keep], y_train[keep]
-    test, y_test = tree.files("test", classes)
     size = spec.image_size or tree.first_size()
     x = decode_all(read_images(path, train + test), size)
-    raw = RawData(x[: len(train)], y_train, x[len(train) :], y_test, classes, str(path))
+    raw = RawData(x[: len(train)], y_train, x[len(train) :], y_test, classes, str(path), carved_test=carved)
     write_cache(
         cached_at,
         {"x_train": raw.x_train, "y_train": raw.y_train, "x_test": raw.x_test, "y_test": raw.y_test,
-         "class_names": np.array(raw.class_names)},
+         "class_names": np.array(raw.class_names), "carved_test": np.array(carved or 0.0)},
     )  # fmt: skip
     return raw
 
@@ -130,13 +156,13 @@ class ImageFolder(DatasetSource):
     @staticmethod
     def _path(spec: DatasetSpec, roots: list[Path]) -> Path:
         if not spec.path:
-            raise DataError("dataset.path: image_folder needs a path to a folder with train/ and test/.")
+            raise DataError("dataset.path: image_folder needs a path to a folder of <class>/<image> files.")
         candidates = [Path(spec.path).expanduser()] + [root / spec.path for root in roots]
         for candidate in candidates:
             if candidate.exists():
                 return candidate
         raise DataError(
             f"dataset.path: {spec.path!r} was not found (looked in: the working directory, "
-            f"{', '.join(map(str, roots))}). Pass an existing folder with train/<class>/ and "
-            "test/<class>/, or set --data-dir."
+            f"{', '.join(map(str, roots))}). Pass an existing folder of <class>/<image> "
+            "files (or train/<class>/ and test/<class>/), or set --data-dir."
         )
