@@ -47,6 +47,28 @@ class DatasetSource(ABC):
         return where, shape, classes
 
 
+class PathSource(DatasetSource):
+    """A dataset of the user's that the spec names by `dataset.path`: absolute, relative to the
+    working directory, or to a root."""
+
+    expects: ClassVar[str]  # what the path must be, for the errors
+
+    def locate(self, roots: list[Path]) -> None:
+        return None  # no fixed place: each spec names its own
+
+    def path(self, spec: DatasetSpec, roots: list[Path]) -> Path:
+        if not spec.path:
+            raise DataError(f"dataset.path: {self.name} needs the path of {self.expects}.")
+        candidates = [Path(spec.path).expanduser()] + [root / spec.path for root in roots]
+        for candidate in candidates:
+            if candidate.exists():
+                return candidate
+        raise DataError(
+            f"dataset.path: {spec.path!r} was not found (looked in: the working directory, "
+            f"{', '.join(map(str, roots))}). Give {self.expects}, or set --data-dir."
+        )
+
+
 class ArraySource(DatasetSource):
     """A dataset read whole as arrays of a known shape, then selected in memory."""
 

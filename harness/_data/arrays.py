@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from harness._data._registry import DatasetSource, Description, register
+from harness._data._registry import DatasetSource, Description, PathSource, register
 from harness._data._split import Images, Labels, RawData, carve_test, select
 from harness._errors import ArgumentError, DataError
 from harness._spec import DatasetSpec
@@ -152,37 +152,21 @@ class InMemory(DatasetSource):
 
 
 @register
-class ArraysFile(DatasetSource):
-    """`dataset: {name: arrays, path: data.npz}`: absolute, relative to the working dir, or to a root."""
+class ArraysFile(PathSource):
+    """`dataset: {name: arrays, path: data.npz}`."""
 
     name = "arrays"
-
-    def locate(self, roots: list[Path]) -> None:
-        return None  # no fixed place: each spec names its own file
+    expects = (
+        "an .npz file (x_train, y_train, and optionally x_test, y_test, class_names), or arrays "
+        "passed from Python: run_search(spec, data=Data.from_arrays(x, y))"
+    )
 
     def published(self, spec: DatasetSpec, roots: list[Path]) -> Description:
-        raw = read_npz(self._path(spec, roots))
-        return str(self._path(spec, roots)), _shape(raw.x_train), raw.class_names
+        where = self.path(spec, roots)
+        return str(where), _shape(read_npz(where).x_train), read_npz(where).class_names
 
     def load(self, spec: DatasetSpec, roots: list[Path], seed: int) -> RawData:
-        return select(carve_test(read_npz(self._path(spec, roots)), spec), spec, seed)
-
-    @staticmethod
-    def _path(spec: DatasetSpec, roots: list[Path]) -> Path:
-        if not spec.path:
-            raise DataError(
-                "dataset.path: arrays needs the path of an .npz file (x_train, y_train, and optionally "
-                "x_test, y_test, class_names), or arrays passed from Python: "
-                "run_search(spec, data=Data.from_arrays(x, y))."
-            )
-        candidates = [Path(spec.path).expanduser()] + [root / spec.path for root in roots]
-        for candidate in candidates:
-            if candidate.exists():
-                return candidate
-        raise DataError(
-            f"dataset.path: {spec.path!r} was not found (looked in: the working directory, "
-            f"{', '.join(map(str, roots))}). Give an existing .npz file, or set --data-dir."
-        )
+        return select(carve_test(read_npz(self.path(spec, roots)), spec), spec, seed)
 
 
 def _shape(x: Images) -> tuple[int, int, int]:

@@ -23,7 +23,7 @@ from harness._data._images import (
     read_images,
     write_cache,
 )
-from harness._data._registry import DatasetSource, Description, register
+from harness._data._registry import Description, PathSource, register
 from harness._data._split import TEST_SPLIT, Labels, RawData, select_classes, test_indices, training_subset
 from harness._errors import DataError
 from harness._spec import DatasetSpec
@@ -138,31 +138,15 @@ def read_tree(path: Path, spec: DatasetSpec, seed: int, check: ClassCheck | None
 
 
 @register
-class ImageFolder(DatasetSource):
-    """Any tree named by `dataset.path`: absolute, relative to the working dir, or to a root."""
+class ImageFolder(PathSource):
+    """Any tree of images named by `dataset.path`."""
 
     name = "image_folder"
-
-    def locate(self, roots: list[Path]) -> None:
-        return None  # no fixed place: each spec names its own path
+    expects = "a folder (or tarball) of <class>/<image> files, or of train/<class>/ and test/<class>/"
 
     def published(self, spec: DatasetSpec, roots: list[Path]) -> Description:
-        tree = ImageTree.scan(self._path(spec, roots))
+        tree = ImageTree.scan(self.path(spec, roots))
         return str(tree.path), (*tree.first_size(), 3), tree.classes
 
     def load(self, spec: DatasetSpec, roots: list[Path], seed: int) -> RawData:
-        return read_tree(self._path(spec, roots), spec, seed)
-
-    @staticmethod
-    def _path(spec: DatasetSpec, roots: list[Path]) -> Path:
-        if not spec.path:
-            raise DataError("dataset.path: image_folder needs a path to a folder of <class>/<image> files.")
-        candidates = [Path(spec.path).expanduser()] + [root / spec.path for root in roots]
-        for candidate in candidates:
-            if candidate.exists():
-                return candidate
-        raise DataError(
-            f"dataset.path: {spec.path!r} was not found (looked in: the working directory, "
-            f"{', '.join(map(str, roots))}). Pass an existing folder of <class>/<image> "
-            "files (or train/<class>/ and test/<class>/), or set --data-dir."
-        )
+        return read_tree(self.path(spec, roots), spec, seed)
