@@ -105,6 +105,10 @@ def search(
         typer.Option(help="GPUs per trial (0.5 = half), or auto (1/k of a GPU: the trials at once fit)."),
     ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Most trials at once.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Your model: module:function, a build(hp) importable here and on the workers."),
+    ] = None,
     address: Annotated[str | None, typer.Option(help="Join a Ray cluster (e.g. auto).")] = None,
     backend: BackendOpt = None,
     time_budget: Annotated[float | None, typer.Option(help="Wall-clock budget, seconds.")] = None,
@@ -141,6 +145,7 @@ def search(
             "search.max_concurrent": concurrency,
             "search.time_budget_s": time_budget,
             "search.seed": seed,
+            "model": model,
         }
     )
     if dry_run:
