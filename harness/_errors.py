@@ -54,5 +54,13 @@ class TrialFailed(Exception):
     """One trial cannot run (e.g. an architecture too deep for its input, NaN loss)."""
 
 
+class TooSlow(Exception):
+    """A trial whose first report would come after `search.first_report_s`: stopped, not failed."""
+
+    def __init__(self, projected: float, allowed: float) -> None:
+        self.projected, self.allowed = projected, allowed
+        super().__init__(f"first report projected after {projected:.0f} s; allowed {allowed:.0f} s")
+
+
 class InternalError(RuntimeError):
     """Raised at the end of a search under `HARNESS_STRICT=1` when harness' own code failed."""

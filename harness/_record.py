@@ -47,6 +47,7 @@ class StopReason(enum.StrEnum):
     INTERRUPTED = "interrupted"
     TIMEOUT = "timeout"
     INFEASIBLE = "infeasible"  # over a limit known before training (`constraints.params`): not trained
+    TOO_SLOW = "too_slow"  # its first report would have come after `search.first_report_s`
 
 
 class ErrorKind(enum.StrEnum):
@@ -91,7 +92,6 @@ class EpochRecord(_Scored):
     learning_rate: float | None = None
     epoch_s: float | None = None
     finished_at: datetime | None = None
-
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,7 +192,6 @@ class SliceReport(_Scored):
     params: int
     started_at: datetime
     provenance: Provenance
-
 
 
 @dataclass(frozen=True, kw_only=True)
