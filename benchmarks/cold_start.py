@@ -107,6 +107,8 @@ study.optimize(objective, n_trials=spec.search.trials)
 VARIANTS: dict[str, dict[str, object]] = {
     "harness-no-probe": {"search.probe": False},
     "harness-compared": {"search.scheduler.compare_with_start_points": True},
+    "harness-paced": {"search.first_report_s": 60.0},
+    "harness-both": {"search.scheduler.compare_with_start_points": True, "search.first_report_s": 60.0},
 }
 """harness with one setting changed, by tool name."""
 

@@ -54,6 +54,14 @@ class TrialFailed(Exception):
     """One trial cannot run (e.g. an architecture too deep for its input, NaN loss)."""
 
 
+class TooSlow(Exception):
+    """A trial whose first report would come after `search.first_report_s`: stopped, not failed."""
+
+    def __init__(self, projected: float, allowed: float) -> None:
+        self.projected, self.allowed = projected, allowed
+        super().__init__(f"first report projected after {projected:.0f} s; allowed {allowed:.0f} s")
+
+
 class InternalError(RuntimeError):
     """Raised at the end of a search when every trial failed inside harness' own code (with
     `run_search(strict=True)`, when any did)."""

@@ -67,6 +67,7 @@ class StopReason(enum.StrEnum):
     INTERRUPTED = "interrupted"
     TIMEOUT = "timeout"
     INFEASIBLE = "infeasible"  # over a limit known before training (`constraints.params`): not trained
+    TOO_SLOW = "too_slow"  # its first report would have come after `search.first_report_s`
 
 
 class ErrorKind(enum.StrEnum):

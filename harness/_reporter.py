@@ -10,7 +10,11 @@ from typing import Any
 
 import keras
 
+from harness._errors import TooSlow
 from harness._record import EpochRecord, now
+
+PACE_BATCHES = 3
+"""Batches timed after the first before a trial's pace is judged."""
 
 
 class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
@@ -27,6 +31,9 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
     `slices` maps batch counts of the first epoch to fractions of it: after those batches
     `on_slice(fraction)` validates and reports the model, so a scheduler can compare trials
     long before any finishes an epoch.
+
+    `pace` (batches to the first report, seconds allowed) stops a trial whose first batches say
+    its first report would come too late to compare it with anything (`TooSlow`).
     """
 
     def __init__(
@@ -40,8 +47,10 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
         deadline: float | None = None,
         slices: dict[int, float] | None = None,
         on_slice: Callable[[float], None] | None = None,
+        pace: tuple[int, float] | None = None,
     ) -> None:
         super().__init__()
+        self._pace, self._t_first = pace, 0.0
         self.study, self.trial_id, self.deadline = study, trial_id, deadline
         self._slices, self._on_slice = slices or {}, on_slice
         self._epoch = 0
@@ -66,6 +75,8 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._t0, self._epoch = time.perf_counter(), epoch
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._pace is not None and self._epoch == 0:
+            self._check_pace(batch)
         if self.deadline is not None and time.time() >= self.deadline:
             self.model.stop_training = True  # Keras ends the epoch here: validated, then our last report
             self.cut = True
@@ -73,6 +84,21 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
             sys.exit(0)  # how Ray's own session ends a stopped function trainable
         elif self._epoch == 0 and batch + 1 in self._slices and self._on_slice is not None:
             self._on_slice(self._slices[batch + 1])
+
+    def _check_pace(self, batch: int) -> None:
+        """Project when the first report comes from the first batches (the first one's compilation
+        counts: it is part of the wait); stop the trial if that is later than allowed."""
+        assert self._pace is not None
+        at, allowed = self._pace
+        now = time.perf_counter()
+        if batch == 0:
+            self._t_first = now
+        timed = batch  # batches timed after the first
+        projected = self._t_first - self._t0 + (now - self._t_first) / max(timed, 1) * (at - 1)
+        if (now - self._t0 > allowed) or (timed >= PACE_BATCHES and projected > allowed):
+            raise TooSlow(projected, allowed)
+        if timed >= PACE_BATCHES or batch + 1 >= at:
+            self._pace = None  # judged once
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         metrics = {k: float(v) for k, v in (logs or {}).items()}

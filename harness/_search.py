@@ -227,6 +227,7 @@ def _context(
         units_per_epoch=spec.search.scheduler.units_per_epoch,
         first_epoch_fractions=spec.search.scheduler.first_epoch_fractions(),
         start_points_compared=spec.search.scheduler.seeded,
+        first_report_limit_s=spec.search.first_report_limit_s,
         builder=builder,
     )
 

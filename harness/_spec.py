@@ -228,12 +228,20 @@ class SearchSettings(_Strict):
     keep_models: int | None = Field(5, ge=0)  # models kept per study (best first); null = all
     max_retries: int = Field(1, ge=0)  # a trial whose worker dies restarts from its last epoch this often
     trial_timeout_s: float | None = Field(None, gt=0)  # a trial running longer fails (stop_reason timeout)
+    # A sampled trial whose first batches say its first report (ASHA's first rung) would come later
+    # than this is stopped there (pruned, stop_reason too_slow); null or 0: no limit (until measured)
+    first_report_s: float | None = Field(None, ge=0)
     start_from: list[dict[str, Any]] = Field(default_factory=list)  # evaluated first, never pruned
     probe: bool | None = None  # without start_from or warm_start: the space's cheapest model first
     # (null: on; false: off)
     warm_start: list[Annotated[str, Field(pattern=NAME_PATTERN, max_length=MAX_NAME)]] = Field(
         default_factory=list
     )
+
+    @property
+    def first_report_limit_s(self) -> float | None:
+        """How long a sampled trial may take to its first report (None: no limit)."""
+        return self.first_report_s or None
 
     @field_validator("start_from", mode="before")
     @classmethod
@@ -278,6 +286,7 @@ class Resources(_Strict):
 ADDED_LATER = (
     ("constraints",),
     ("search", "trial_timeout_s"),
+    ("search", "first_report_s"),
     ("search", "probe"),
     ("search", "scheduler", "first_epoch_rungs"),
     ("search", "scheduler", "compare_with_start_points"),

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from harness._builder import CnnBuilder, ModelBuilder
 from harness._constraints import feasible
 from harness._devices import GpuMemory, out_of_memory, release_gpu_memory
-from harness._errors import TrialFailed
+from harness._errors import TooSlow, TrialFailed
 from harness._models import stored_path
 from harness._provenance import provenance
 from harness._record import (
@@ -79,6 +79,7 @@ class TrialContext:
     units_per_epoch: int = 1  # the scheduler's `FIDELITY` units in an epoch
     first_epoch_fractions: tuple[float, ...] = ()  # where in the first epoch to report (1/9, 1/3)
     start_points_compared: bool = False  # ASHA records start points at its rungs: they report slices too
+    first_report_limit_s: float | None = None  # a sampled trial slower to its first report stops
 
     @property
     def metrics(self) -> list[str]:
@@ -162,6 +163,8 @@ class _Attempt:
             if self.infeasible or self.too_late:
                 return self._not_trained()
             return None if self.finished else self._finish(None)  # resumed after its last epoch
+        except TooSlow:
+            return self._too_slow()
         except Exception as exc:  # a bad trial must not end the search; whose fault it is, is kept
             full = storage_full(exc, self.ctx.models_dir)
             if full is not None:  # nobody's trial is at fault, and a retry would fail again
@@ -224,6 +227,7 @@ class _Attempt:
             deadline=self.ctx.deadline,
             slices=self._slices(),
             on_slice=self._on_slice,
+            pace=self._pace(),
         )
         # The stopper first (its state is checkpointed), the reporter last (it sees the epoch's rate).
         callbacks = [c for c in (self.stopper, *self.ctx.builder.callbacks(self.config), self.reporter) if c]
@@ -254,6 +258,26 @@ class _Attempt:
         batches = self._batches_per_epoch()
         at = {max(1, math.ceil(f * batches)): f for f in self.ctx.first_epoch_fractions}
         return {b: f for b, f in at.items() if b < batches}
+
+    def _pace(self) -> tuple[int, float] | None:
+        """(batches to the first report, seconds allowed) for a fresh sampled trial, if limited."""
+        limit = self.ctx.first_report_limit_s
+        if limit is None or self.progress.epochs or self.config.get(START_POINT):
+            return None
+        return min(self._slices(), default=self._batches_per_epoch()), limit
+
+    def _too_slow(self) -> FinalReport:
+        """Stopped by its pace before its first report: pruned, with what it would have cost."""
+        record = replace(
+            self._with_epochs(self.record),
+            status=TrialStatus.PRUNED,
+            stop_reason=StopReason.TOO_SLOW,
+            epochs_run=0,
+            total_time_s=time.perf_counter() - self.t0,
+            finished_at=now(),
+        )
+        self.training = False
+        return FinalReport(record=record)
 
     def _batches_per_epoch(self) -> int:
         return math.ceil(len(self.data.x_train) / self.ctx.builder.batch_size(self.config))

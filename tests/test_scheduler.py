@@ -91,3 +91,21 @@ def test_the_first_sampled_trial_meets_the_start_point_at_asha_s_rungs_only_when
     else:
         assert fidelities[start.trial_id] == [9, 18]  # whole epochs only: nobody compares it
         assert sampled.status == "completed" and fidelities[sampled.trial_id] == [1, 3, 9, 18]
+
+
+@pytest.mark.slow
+def test_a_sampled_trial_too_slow_to_its_first_report_is_stopped_and_a_start_point_is_not(
+    tmp_path, local_ray, write_spec
+):
+    """`first_report_s`: a trial whose first batches project its first report past the limit stops
+    after those batches (pruned, too_slow); start points run on, whatever their pace."""
+    space = {"conv_blocks": 1, "filters": 8, "kernel_size": 3, "dense_units": 16, "batch_size": 8,
+             "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2}}  # fmt: skip
+    search = {"trials": 3, "max_epochs": 2, "seed": 0, "max_concurrent": 1, "first_report_s": 1e-4,
+              "start_from": [{"learning_rate": 0.005}]}  # fmt: skip
+    frame = run_search(load_spec(write_spec(space=space, search=search)), results_dir=tmp_path)
+    start, *sampled = frame.sort_values("started_at").itertuples()
+    assert start.status == "completed" and start.epochs_run == 2
+    assert [(t.status, t.stop_reason, t.epochs_run) for t in sampled] == [("pruned", "too_slow", 0)] * 2
+    assert all(t.params > 0 and t.total_time_s < start.total_time_s for t in sampled)
+    assert not _fidelities(tmp_path).get(sampled[0].trial_id)  # stopped before any report

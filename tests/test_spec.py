@@ -645,3 +645,11 @@ def test_start_points_are_compared_at_asha_s_rungs_only_when_asked_and_only_by_a
         spec_of(search={"scheduler": {"name": "hyperband", "compare_with_start_points": True}})
     unset = spec_of(search={"scheduler": {"compare_with_start_points": None}})
     assert unset.spec_hash() == spec_of().spec_hash()  # specs that leave it out keep their hash
+
+
+def test_the_first_report_limit_is_opt_in_and_zero_means_none():
+    assert spec_of().search.first_report_limit_s is None
+    assert spec_of(search={"first_report_s": 0}).search.first_report_limit_s is None
+    assert spec_of(search={"first_report_s": 60}).search.first_report_limit_s == 60
+    with pytest.raises(SpecError, match="first_report_s"):
+        spec_of(search={"first_report_s": -1})
