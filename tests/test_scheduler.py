@@ -37,7 +37,8 @@ def _fidelities(results) -> dict[str, list[int]]:
     for result_file in results.glob("runs/t/run-*/*/result.json"):
         for line in result_file.read_text().splitlines():
             result = json.loads(line)
-            seen.setdefault(result["trial_id"], []).append(result["fidelity"])
+            if "fidelity" in result:  # a final report without an epoch (a failure, a stop) has none
+                seen.setdefault(result["trial_id"], []).append(result["fidelity"])
     return seen
 
 
