@@ -204,7 +204,7 @@ def test_a_search_from_python_on_arrays_without_a_test_set_is_a_study_to_load_ex
     data = Data.from_arrays(x, names[y])  # string labels, no test set: one is carved
     lr = {"type": "float", "low": 3e-3, "high": 1e-2}
     space = {  # a dict, and no dataset section: the data says what it is
-        "study": "own", "search": {"max_epochs": 2, "seed": 0, "probe": False},
+        "study": "own", "search": {"max_epochs": 2, "seed": 0, "probe": False, "scheduler": {"name": "none"}},
         "resources": {"cpus_per_trial": 1},
         "space": {"conv_blocks": 1, "filters": 8, "dense_units": 16, "learning_rate": lr},
     }  # fmt: skip
