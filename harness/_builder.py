@@ -10,9 +10,11 @@ model, its batch size and its callbacks; nothing downstream knows which one buil
 from __future__ import annotations
 
 import importlib
+import sys
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness._errors import SpecError, TrialFailed
@@ -221,6 +223,18 @@ class FunctionBuilder(ModelBuilder):
     @property
     def user_modules(self) -> frozenset[str]:
         return frozenset({self.label.partition(":")[0].split(".")[0]})
+
+    def import_path(self) -> str | None:
+        """The folder the function's module was imported from, for the workers' PYTHONPATH (they
+        unpickle the function by its module's name); None for an installed package or a script's
+        own function (`__main__`: it travels by value)."""
+        top = sys.modules.get(self.label.partition(":")[0].split(".")[0])
+        file = getattr(top, "__file__", None)
+        if top is None or top.__name__ == "__main__" or file is None:
+            return None
+        path = Path(file).resolve()
+        folder = path.parent.parent if path.name == "__init__.py" else path.parent
+        return None if "site-packages" in folder.parts else str(folder)
 
     def _call(self, hp: HyperParameters) -> Any:
         import keras

@@ -42,11 +42,11 @@ def _note_what_is_left_out(address: str | None, env: dict[str, str], console: Co
     unused = []
     if address is not None:
         unused.append(f"address {address!r} (the Ray this process already joined is used)")
-    storage = sorted(name for name in env if name.startswith(STORAGE_ENV))
+    storage = sorted(name for name in env if name.startswith(STORAGE_ENV) or name == "PYTHONPATH")
     if storage:
         unused.append(
-            f"the object-store settings {', '.join(storage)} for workers on other nodes (pass them in "
-            "your ray.init(runtime_env={'env_vars': ...}), or set them on every node)"
+            f"the settings {', '.join(storage)} for the workers (object store, your model's module; pass "
+            "them in your ray.init(runtime_env={'env_vars': ...}), or set them on every node)"
         )
     if unused:
         console.print(

@@ -93,7 +93,7 @@ def run_search(
     run_dir = _run_dir(results, spec, resume)
     tracker = _mlflow(mlflow, spec.study)
     dataset = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed, data=data)
-    env = {**worker_env(provisional_backend(requested)), **storage_env(results)}  # no secrets: Ray logs it
+    env = {**worker_env(provisional_backend(requested)), **storage_env(results), **_import_path(builder)}  # Ray logs it: no secrets
     placement = place(spec, init_ray(address, env, console))
     auto_gpus = spec.resources.gpus_per_trial == "auto"
     backend = choose_backend(requested, placement.gpus, auto=auto_gpus)  # GPU trials: probed in a worker
@@ -205,6 +205,14 @@ def _builder(spec: SearchSpec, model: object | None, backend: str) -> tuple[Sear
                             builder.label)  # fmt: skip
     builder.check()
     return spec.with_overrides(model=builder.label), builder
+
+
+def _import_path(builder: ModelBuilder) -> dict[str, str]:
+    """Workers import a model function's module by name: its folder joins their PYTHONPATH."""
+    folder = builder.import_path() if isinstance(builder, FunctionBuilder) else None
+    if folder is None:
+        return {}
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [folder, os.environ.get("PYTHONPATH")]))}
 
 
 def _context(

@@ -80,7 +80,11 @@ def data_dir() -> Path:
     return path
 
 
-LOCAL_RAY = {"num_cpus": 2, "include_dashboard": False, "log_to_driver": False}
+LOCAL_RAY = {
+    "num_cpus": 2, "include_dashboard": False, "log_to_driver": False,
+    # the tests' model functions (user_models), importable by the workers as a user's PYTHONPATH makes them
+    "runtime_env": {"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}},
+}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
