@@ -93,7 +93,11 @@ def run_search(
     run_dir = _run_dir(results, spec, resume)
     tracker = _mlflow(mlflow, spec.study)
     dataset = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed, data=data)
-    env = {**worker_env(provisional_backend(requested)), **storage_env(results), **_import_path(builder)}  # Ray logs it: no secrets
+    env = {
+        **worker_env(provisional_backend(requested)),
+        **storage_env(results),
+        **_import_path(builder),
+    }  # Ray logs it: no secrets
     placement = place(spec, init_ray(address, env, console))
     auto_gpus = spec.resources.gpus_per_trial == "auto"
     backend = choose_backend(requested, placement.gpus, auto=auto_gpus)  # GPU trials: probed in a worker
