@@ -16,7 +16,10 @@ from harness._spec import DatasetSpec
 
 pytestmark = pytest.mark.slow
 
-SEARCH = {"search": {"max_epochs": 2, "seed": 0, "probe": False}, "resources": {"cpus_per_trial": 1}}
+SEARCH = {  # every trial runs to its end: the tests count completed rows
+    "search": {"max_epochs": 2, "seed": 0, "probe": False, "scheduler": {"name": "none"}},
+    "resources": {"cpus_per_trial": 1},
+}
 
 
 @pytest.fixture(scope="module")
