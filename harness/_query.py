@@ -47,8 +47,9 @@ def _user_columns(frame: pd.DataFrame) -> pd.DataFrame:
     )
     values = values.add_prefix("hp_").convert_dtypes(convert_string=False)
     clashing = [c for c in values.columns if c in frame.columns]
-    for column in clashing:  # a vocabulary name used by a user model: one column, both filled
-        frame[column] = frame[column].astype(object).where(frame[column].notna(), values.pop(column))
+    for column in clashing:  # a vocabulary name used by a user model: one column, both filled, retyped
+        both = frame[column].astype(object).where(frame[column].notna(), values.pop(column))
+        frame[column] = both.infer_objects().convert_dtypes(convert_string=False)
     return pd.concat([frame, values], axis=1)
 
 
