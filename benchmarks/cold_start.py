@@ -2,15 +2,13 @@
 
 Usage: HARNESS_DATA_DIR=~/data .venv/bin/python benchmarks/cold_start.py \\
            [--space benchmarks/cold_start/fashion_mnist.yaml] [--budget 600] [--seed 0] \\
-           [--tools harness,kerastuner,optuna[,harness-no-probe][,harness-compared]]
+           [--tools harness,kerastuner,optuna[,VARIANT...]]
        .venv/bin/python benchmarks/cold_start.py --combine RUN1/curves.json RUN2/curves.json ...
 
 Three tools, back to back in fresh processes on the same cores, each with the same space,
 split, `max_epochs` and wall budget:
 - harness with its defaults (`harness search SPACE --time-budget B --seed S`), and on request
-  without its cold-start probe (`harness-no-probe`: `search.probe: false`) or with ASHA
-  comparing sampled trials with the probe at its rungs (`harness-compared`:
-  `search.scheduler.compare_with_start_points: true`);
+  with one early-phase setting changed (the VARIANTS below: `harness-no-probe` and the like);
 - KerasTuner 1.4.8 Hyperband (not a dependency: installed beside the project as
   benchmarks/anytime.py says), sampling into harness' own model builder;
 - Optuna alone, as a user writes it in one process: TPE with `HyperbandPruner`, a Keras
@@ -109,6 +107,7 @@ VARIANTS: dict[str, dict[str, object]] = {
     "harness-compared": {"search.scheduler.compare_with_start_points": True},
     "harness-paced": {"search.first_report_s": 60.0},
     "harness-both": {"search.scheduler.compare_with_start_points": True, "search.first_report_s": 60.0},
+    "harness-epochs": {"search.scheduler.compare_with_start_points": "epochs", "search.first_report_s": 60.0},
 }
 """harness with one setting changed, by tool name."""
 

@@ -72,7 +72,20 @@ def run_suite(
     backend: str | None = None,
     console: Console | None = None,
 ) -> pd.DataFrame:
-    """Run every task; write `<results>/bench/<suite>.md` and `.parquet`; return the table."""
+    """Run a benchmark suite: each task's baseline, then its search, side by side.
+
+    Args:
+        path: The suite's YAML file.
+        results_dir: The results folder or URI.
+        data_dir: Where the built-in datasets are.
+        address: A Ray cluster to join.
+        backend: The backend every task uses.
+        console: Where progress is printed.
+
+    Returns:
+        One row per task: the baseline's and the best searched trial's test accuracy, trials,
+        wall, CPU and GPU seconds; also written to `<results>/bench/<suite>.md` and `.parquet`.
+    """
     suite, specs = load_suite(path)
     rows = []
     for task in suite.tasks:

@@ -77,7 +77,7 @@ class ModelBuilder(ABC):
 
 
 class CnnBuilder(ModelBuilder):
-    """harness' CNN from the spec's `space:` (the vocabulary in the README)."""
+    """harness' CNN from the spec's `space:` (its vocabulary: `_space.PARAMETERS`)."""
 
     label = "harness CNN (space:)"
 

@@ -103,7 +103,7 @@ def _keep_secrets_out_of_trials() -> None:
     """Ray Tune copies the driver's AWS keys into every trial's runtime environment, which Ray's
     runtime-env agent writes verbatim into its log (readable by every user of the node). Trials
     need none of them: a local Ray's workers inherit the driver's environment, and a cluster's
-    nodes hold their own credentials (README, "Security and trust")."""
+    nodes hold their own credentials (docs/guides/security.md)."""
     from ray.tune.execution import class_cache
 
     forwarded = class_cache.ENV_VARS_TO_PROPAGATE

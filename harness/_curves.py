@@ -91,10 +91,16 @@ def run_started(run_id: str) -> datetime | None:
 def load_curves(results_dir: Results = "results", study: str | None = None) -> pd.DataFrame:
     """Every recorded epoch of every trial (of one study): completed, pruned and failed alike.
 
-    One row per (study, trial_id, epoch), sorted that way; `pandas.read_parquet(
-    "<results>/curves")` reads the same rows (with a trial's older file, if a rewrite
-    raced a compaction: prefer this function). Unreadable files are skipped and named in
-    `frame.attrs["unreadable"]`.
+    `pandas.read_parquet("<results>/curves")` reads the same rows, but may also return a
+    trial's older file while a rewrite races a compaction: prefer this function.
+
+    Args:
+        results_dir: The results folder or URI.
+        study: One study's epochs only.
+
+    Returns:
+        One row per (study, trial_id, epoch), sorted that way; unreadable files are skipped
+        and named in `frame.attrs["unreadable"]`.
     """
     table, unreadable = CURVES.read_checked(results_dir, study)
     frame = _newest_file_per_trial(table).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)

@@ -37,8 +37,25 @@ def dry_run(
     data: Data | None = None,
     model: object | None = None,
 ) -> DryRun:
-    """Validate what `run_search` would validate, find the data, and build the first model
-    (a model function's: with its hyperparameters' defaults, or the first start point)."""
+    """Check a spec without training: validate it, find the data, build the first model.
+
+    The first model is the first start point's, the probe's, or (for a model function) the
+    one its hyperparameters' defaults build.
+
+    Args:
+        spec: The validated spec.
+        data_dir: Where the built-in datasets are.
+        backend: The backend to build with.
+        data: Your own arrays, as `run_search` takes them.
+        model: Your own model function, as `run_search` takes it.
+
+    Returns:
+        What was found: the dataset's shapes and classes, and the model's summary.
+
+    Raises:
+        DataError: The dataset cannot be found or read.
+        SpecError: The model cannot be built.
+    """
     backend = provisional_backend(requested_backend(backend))  # GPUs are probed by the search itself
     spec = for_data(spec, data)
     where, shape, classes = describe(spec.dataset, data_dir=data_dir, data=data)

@@ -62,6 +62,11 @@ class TooSlow(Exception):
         super().__init__(f"first report projected after {projected:.0f} s; allowed {allowed:.0f} s")
 
 
+class StopRequested(Exception):
+    """The search asked a running trial to stop (its scheduler, or Ctrl-C): it ends where it is,
+    with no final report, which is how the driver tells a stopped trial from a finished one."""
+
+
 class InternalError(RuntimeError):
     """Raised at the end of a search when every trial failed inside harness' own code (with
     `run_search(strict=True)`, when any did)."""

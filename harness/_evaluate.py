@@ -67,8 +67,22 @@ def evaluate_trial(
     row: pd.Series, *, results_dir: Results = "results", data_dir: str | Path | None = None,
     data: Data | None = None,
 ) -> Evaluation:  # fmt: skip
-    """Reload the trial's model and evaluate it on the held-out test set (`data`: the arrays
-    passed to a search from Python)."""
+    """Reload a trial's model and evaluate it on the held-out test set.
+
+    Args:
+        row: The trial's leaderboard row (`select_trial`).
+        results_dir: The results folder the row came from.
+        data_dir: Where the built-in datasets are.
+        data: The arrays the search was given from Python.
+
+    Returns:
+        Accuracy, a per-class precision/recall/F1 table, the confusion matrix and the
+        first misclassified test images.
+
+    Raises:
+        ExportError: The trial has no kept model.
+        DataError: The dataset cannot be found.
+    """
     model = load_trial_model(row)
     _, dataset = trial_data(row, results_dir, data_dir, data)
     predicted = np.argmax(model.predict(dataset.x_test, verbose=0, batch_size=256), axis=1)

@@ -42,7 +42,18 @@ def select_trial(
 ) -> pd.Series:
     """One leaderboard row: by trial id, or by 1-based rank in its study (default: the best).
 
-    `max_params` answers "the best model under N parameters": ranks count only such rows.
+    Args:
+        results_dir: The results folder or URI.
+        study: The study; may be left out when the folder holds one.
+        trial: A trial id.
+        rank: A 1-based rank within the study.
+        max_params: "The best model under N parameters": ranks count only such rows.
+
+    Returns:
+        The row, as `load_leaderboard` gives it.
+
+    Raises:
+        ArgumentError: No such study, trial or rank, or both `trial` and `rank`.
     """
     if trial is not None and rank is not None:
         raise ArgumentError("rank", "cannot be given with `trial`; specify only one", rank)
@@ -79,13 +90,30 @@ def export_trial(
     verify: bool = True,
     data: Data | None = None,
 ) -> dict[str, Any]:
-    """Write `model.keras` (+ other formats) and `model_card.json` to `out`; return the card.
+    """Write a trial's `model.keras` (and other formats) and `model_card.json` to `out`.
 
-    The model is reloaded from the written file and re-evaluated on the test set; a
-    test accuracy more than 0.1 point away from the leaderboard's aborts the export.
-    `verify=False` skips that (for a machine without the dataset); the card says so.
-    The model may live in object storage: it is read from its row's `model_path` URI.
-    `data`: the arrays passed to the search from Python, which no file holds.
+    The model is reloaded from the written file and re-evaluated on the test set: a test
+    accuracy more than 0.1 point away from the leaderboard's aborts the export, and nothing
+    is written. The model may live in object storage, and `out` may be a URI.
+
+    Args:
+        row: The trial's leaderboard row (`select_trial`).
+        out: The folder (or URI) to write.
+        results_dir: The results folder the row came from.
+        formats: `keras`, and `savedmodel` (TensorFlow backend) or `onnx` (needs `onnx` and
+            `tf2onnx`).
+        data_dir: Where the built-in datasets are, for the re-evaluation.
+        verify: False skips the re-evaluation (a machine without the dataset); the card
+            says so.
+        data: The arrays the search was given from Python, which no file holds.
+
+    Returns:
+        The model card: dataset and preprocessing, class names, hyperparameters, metrics,
+        versions, and whether it was verified.
+
+    Raises:
+        ExportError: The trial failed, was pruned, or its model was not kept; the reloaded
+            model does not match the leaderboard; or a format cannot be written.
     """
     check_exportable(row)
     unknown = [f for f in formats if f not in FORMATS]
@@ -266,7 +294,22 @@ class Prediction:
 def predict_images(
     model_dir: str | Path | Location, images: Sequence[str | Path], *, top: int = 3
 ) -> list[Prediction]:
-    """Classify image files with an exported model (a folder or a URI): the top classes with probabilities."""
+    """Classify image files with an exported model.
+
+    Each image is resized and converted as the model card says.
+
+    Args:
+        model_dir: A `harness export` folder, or its URI.
+        images: Image files (anything Pillow reads).
+        top: How many classes to return for each image.
+
+    Returns:
+        One prediction per image: its top classes with probabilities, most probable first.
+
+    Raises:
+        ExportError: `model_dir` holds no model card, or its model holds Python code (a
+            `Lambda` layer), which safe mode refuses.
+    """
     from PIL import Image
 
     folder = Location.of(model_dir)

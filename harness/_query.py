@@ -22,12 +22,18 @@ _NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 def load_leaderboard(results_dir: Results = "results", study: str | None = None) -> pd.DataFrame:
     """Every trial (of one study), sorted by each study's objective, best first.
 
-    `results_dir` is a local folder or a filesystem URI (`s3://bucket/prefix`). `model_path`
-    is where the trial's kept model is in this folder (a path or URI; rows store it relative).
+    Completed trials come first, then pruned, then failed; infeasible trials after feasible
+    ones. Each trial appears once, even while a compaction or a rewrite of its row is under
+    way. A user model's hyperparameters become typed `hp_<name>` columns.
 
-    Completed trials come first, then pruned, then failed. Each trial appears once,
-    even while a compaction or a rewrite of its row is under way. Files that could not
-    be read are skipped and named in `frame.attrs["unreadable"]`.
+    Args:
+        results_dir: A local folder or a filesystem URI (`s3://bucket/prefix`).
+        study: One study's rows only.
+
+    Returns:
+        One row per trial, nullable integer columns (`Int64`). `model_path` is where the
+        trial's kept model is (a path or URI); `frame.attrs["unreadable"]` names any file
+        that could not be read and was skipped.
     """
     results = Location.of(results_dir)
     table, unreadable = LEADERBOARD.read_checked(results, study)
@@ -112,7 +118,19 @@ def within_params(frame: pd.DataFrame, max_params: int | None) -> pd.DataFrame:
 
 
 def sort_leaderboard(frame: pd.DataFrame, column: str, *, descending: bool | None = None) -> pd.DataFrame:
-    """Sort by any column; by default accuracies descend and everything else ascends."""
+    """Sort leaderboard rows by any column.
+
+    Args:
+        frame: Leaderboard rows.
+        column: The column to sort by.
+        descending: Default: accuracies descend, everything else ascends.
+
+    Returns:
+        The rows in that order.
+
+    Raises:
+        ArgumentError: No such column.
+    """
     if column not in frame.columns:
         raise ArgumentError("column", f"must be a leaderboard column ({', '.join(frame.columns)})", column)
     if descending is None:
@@ -134,9 +152,17 @@ def parse_objectives(text: str) -> dict[str, str]:
 
 
 def pareto_front(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:
-    """Rows no other row dominates (at least as good on every objective, better on one).
+    """The rows no other row dominates (at least as good on every objective, better on one).
 
-    Rows with a missing objective value are left out. Order is kept.
+    Args:
+        frame: Leaderboard rows.
+        objectives: Column to `"max"` or `"min"`, such as `{"val_accuracy": "max", "params": "min"}`.
+
+    Returns:
+        The non-dominated rows, in their order; rows missing an objective's value are left out.
+
+    Raises:
+        ArgumentError: An unknown column or direction.
     """
     ranks = pareto_ranks(frame, objectives)
     return frame[ranks.eq(0)]

@@ -41,7 +41,7 @@ from harness._record import (
 from harness._resources import trial_cpus, trial_gpus
 from harness._space import hyperparameters
 from harness._storage import Location, write_text
-from harness._trial import WIND_DOWN_S
+from harness._worker import WIND_DOWN_S
 
 if TYPE_CHECKING:
     from harness._mlflow import MlflowLogger

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import keras
 
-from harness._errors import TooSlow
+from harness._errors import StopRequested, TooSlow
 from harness._record import EpochRecord, now
 
 PACE_BATCHES = 3
@@ -21,12 +20,13 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
     """Hands each finished epoch to `on_epoch(record, logs, last)`; the trial decides what to report.
 
     `last` is true for the epoch after which fit ends (the last epoch, or EarlyStopping's
-    stop, which runs before this callback): its report carries the trial's final record,
-    so no extra report (and no extra scheduler iteration) follows the epochs. It also
-    checks, every few batches, whether Ray asked the trial to stop between reports (Ctrl-C),
-    so the worker is freed mid-epoch; and after every batch whether the search's time budget
-    (`deadline`, seconds since the epoch) has run out: then the epoch ends where it is, is
-    validated, and the trial finishes as a completed one (evaluated and saved).
+    stop, which runs before this callback): the runner reports it after `fit`, with the
+    trial's final record, so no extra report (and no extra scheduler iteration) follows the
+    epochs. It also checks, every few batches, whether the search asked the trial to stop
+    between reports (Ctrl-C), and raises `StopRequested` so the worker is freed mid-epoch;
+    and after every batch whether the search's time budget (`deadline`, seconds since the
+    epoch) has run out: then the epoch ends where it is, is validated, and the trial
+    finishes as a completed one (evaluated and saved).
 
     `slices` maps batch counts of the first epoch to fractions of it: after those batches
     `on_slice(fraction)` validates and reports the model, so a scheduler can compare trials
@@ -81,7 +81,7 @@ class ReportCallback(keras.callbacks.Callback):  # type: ignore[misc]
             self.model.stop_training = True  # Keras ends the epoch here: validated, then our last report
             self.cut = True
         elif batch % 8 == 0 and self._stop_requested():
-            sys.exit(0)  # how Ray's own session ends a stopped function trainable
+            raise StopRequested  # fit ends mid-epoch; the runner returns without a final report
         elif self._epoch == 0 and batch + 1 in self._slices and self._on_slice is not None:
             self._on_slice(self._slices[batch + 1])
 

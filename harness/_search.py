@@ -30,7 +30,8 @@ from harness._space import START_POINT, TRIAL_NUMBER, base_name, hyperparameters
 from harness._spec import SearchSpec, save_spec
 from harness._storage import Location, Results, storage_env, storage_full, write_text
 from harness._tables import ensure_format
-from harness._trial import TrialContext, run_trial, worker_env
+from harness._trial import TrialContext
+from harness._worker import run_trial, worker_env
 
 if TYPE_CHECKING:
     import optuna
@@ -66,21 +67,37 @@ def run_search(
     model: object | None = None,
     strict: bool = False,
 ) -> pd.DataFrame:
-    """Run (or resume) the search `spec` describes; return its study's leaderboard, best first.
+    """Run (or resume) the search `spec` describes; `harness.search` is the same one level up.
 
-    Ray is started locally unless already initialised or `address` names a cluster.
-    `results_dir` is a local (or shared) folder or a filesystem URI (`s3://bucket/prefix`):
-    rows, models, saved specs and Ray's experiment state all go there.
-    `frame.attrs["run_id"]` names this run (`frame[frame.run_id == ...]` are its rows).
-    `mlflow` (a tracking URI) logs each trial as an MLflow run under an experiment named after
-    the study; a resumed run keeps the setting it started with.
-    `data` (`Data.from_arrays(x, y)`) searches your own arrays: the spec's `dataset.name` is
-    `arrays`, without a path; a resume needs the same arrays again.
-    `model` searches your own model: a `build(hp) -> keras.Model` function (or an object with
-    such a `build` method, as KerasTuner's HyperModel) instead of the spec's `space:`; the
-    spec's `model: module:function` names one from a file.
-    `strict` raises `InternalError` when any trial failed inside harness' own code (the test
-    suite's setting); otherwise only when every trial of the run did, and a warning says so.
+    Ray is started locally unless it is already initialised or `address` names a cluster.
+
+    Args:
+        spec: The validated spec (`load_spec`).
+        results_dir: A local or shared folder, or a filesystem URI (`s3://bucket/prefix`):
+            rows, models, saved specs and Ray's experiment state all go there.
+        data_dir: Where the built-in datasets are (default: `HARNESS_DATA_DIR`, then Keras'
+            cache).
+        address: A Ray cluster to join (`auto`, `ray://...`).
+        backend: `tensorflow`, `jax`, `torch` or `auto` (default: `KERAS_BACKEND`, else auto).
+        resume: Continue the study's interrupted run; a different spec is refused.
+        mlflow: A tracking URI: each trial is logged as an MLflow run, in an experiment named
+            after the study. A resumed run keeps the setting it started with.
+        console: Where progress is printed (default: the terminal).
+        data: Your own arrays (`Data.from_arrays`); the spec's dataset is then `arrays`
+            without a path, and a resume needs the same arrays again.
+        model: Your own model: a `build(hp) -> keras.Model` function, or an object with such
+            a `build` method (a KerasTuner HyperModel), instead of the spec's `space:`.
+        strict: Raise `InternalError` when any trial failed inside harness' own code (the test
+            suite's setting); otherwise only when every trial of the run did.
+
+    Returns:
+        The study's leaderboard, best first; `frame.attrs["run_id"]` names this run.
+
+    Raises:
+        SpecError: The spec does not fit the data, the model or the cluster.
+        DataError: The dataset cannot be found or read.
+        ArgumentError: An argument is out of range, or the hardware asked for is missing.
+        InternalError: Trials failed inside harness itself (see `strict`).
     """
     console = console or Console(stderr=True)
     # Every other epoch of a trial forces Ray's experiment snapshot (KEPT_CHECKPOINTS): expected.
@@ -238,7 +255,7 @@ def _context(
         deadline=None if spec.search.time_budget_s is None else time.time() + spec.search.time_budget_s,
         units_per_epoch=spec.search.scheduler.units_per_epoch,
         first_epoch_fractions=spec.search.scheduler.first_epoch_fractions(),
-        start_points_compared=spec.search.scheduler.seeded,
+        start_points_compared=spec.search.scheduler.start_points_report_slices,
         first_report_limit_s=spec.search.first_report_limit_s,
         builder=builder,
     )

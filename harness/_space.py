@@ -68,14 +68,23 @@ PARAMETERS: dict[str, Parameter] = {
     "conv_blocks": Parameter("int", 2, low=1, high=MAX_BLOCKS, help="number of conv blocks", cheap="low"),
     "filters": Parameter("int", 32, BLOCK, low=1, high=MAX_FILTERS, help="filters of each conv", cheap="low"),
     "kernel_size": Parameter("int", 3, BLOCK, low=1, high=MAX_KERNEL, help="conv kernel size", cheap="low"),
-    "convs_per_block": Parameter("int", 1, BLOCK, low=1, high=4, cheap="low"),
+    "convs_per_block": Parameter(
+        "int", 1, BLOCK, low=1, high=4, help="Conv2D layers in a block", cheap="low"
+    ),
     "padding": Parameter("str", "same", BLOCK, help="same | valid | per conv: same,valid"),
     "batch_norm": Parameter("bool", False, BLOCK, help="BatchNorm after each conv"),
     "batch_norm_last": Parameter("bool", True, BLOCK, help="false: BatchNorm only between convs"),
-    "pool_size": Parameter("int", 2, BLOCK, low=1, help="max pooling; 1 = none"),
+    "pool_size": Parameter("int", 2, BLOCK, low=1, help="max pooling after a block; 1 = none"),
     "dropout": Parameter("float", 0.0, BLOCK, low=0.0, high=0.95, help="after each block"),
-    "activation": Parameter("str", "relu", choices=("relu", "elu", "gelu", "selu", "swish", "tanh")),
-    "head": Parameter("str", "flatten", choices=("flatten", "global_avg", "global_max")),
+    "activation": Parameter(
+        "str",
+        "relu",
+        choices=("relu", "elu", "gelu", "selu", "swish", "tanh"),
+        help="of every conv and dense layer",
+    ),
+    "head": Parameter(
+        "str", "flatten", choices=("flatten", "global_avg", "global_max"), help="after the last block"
+    ),
     "dense_layers": Parameter("int", 1, low=0, high=MAX_DENSE, help="hidden dense layers", cheap="low"),
     "dense_units": Parameter(
         "int", 128, DENSE, low=0, high=MAX_UNITS, help="units per dense layer; 0 = none", cheap="low"
@@ -83,22 +92,40 @@ PARAMETERS: dict[str, Parameter] = {
     "dense_dropout": Parameter(
         "float", None, low=0.0, high=0.95, help="after the last dense layer; default: last block's"
     ),
-    "augment_flip": Parameter("str", "none", choices=("none", "horizontal", "vertical", "both")),
-    "augment_rotation": Parameter("float", 0.0, low=0.0, high=0.5, help="fraction of a full turn"),
+    "augment_flip": Parameter(
+        "str", "none", choices=("none", "horizontal", "vertical", "both"), help="random flips, training only"
+    ),
+    "augment_rotation": Parameter(
+        "float", 0.0, low=0.0, high=0.5, help="random rotation, as a fraction of a full turn"
+    ),
     "augment_shift": Parameter(
         "float", 0.0, low=0.0, high=0.5, help="per-image random crop of the image padded by this fraction"
     ),
-    "augment_brightness": Parameter("float", 0.0, low=0.0, high=1.0, help="fraction of 255"),
-    "optimizer": Parameter("str", "adam", choices=OPTIMIZERS),
-    "learning_rate": Parameter("float", 1e-3, low=1e-7, high=10.0),
-    "lr_schedule": Parameter("str", "none", choices=LR_SCHEDULES, help="one schedule; they do not combine"),
+    "augment_brightness": Parameter(
+        "float", 0.0, low=0.0, high=1.0, help="random brightness, a fraction of 255"
+    ),
+    "optimizer": Parameter("str", "adam", choices=OPTIMIZERS, help="sgd: Nesterov momentum 0.9"),
+    "learning_rate": Parameter(
+        "float", 1e-3, low=1e-7, high=10.0, help="the optimizer's (peak, with a schedule)"
+    ),
+    "lr_schedule": Parameter(
+        "str",
+        "none",
+        choices=LR_SCHEDULES,
+        help="cosine: warmup, then decay to 0; one_cycle: rise from lr/25, fall to lr/1e4; plateau: halve "
+        "when val_loss stalls 2 epochs, down to lr/100",
+    ),  # fmt: skip
     "warmup_epochs": Parameter("int", 1, low=0, help="cosine: epochs of linear warmup"),
     "weight_decay": Parameter(
         "float", None, low=0.0, high=1.0, help="decoupled; default: the optimizer's (AdamW 0.004)"
     ),
-    "label_smoothing": Parameter("float", 0.0, low=0.0, high=0.5),
+    "label_smoothing": Parameter(
+        "float", 0.0, low=0.0, high=0.5, help="targets (1 - s) * one_hot + s / classes"
+    ),
     "precision": Parameter("str", "float32", choices=PRECISIONS, help="mixed_*: GPU trials only"),
-    "batch_size": Parameter("int", 64, low=1, high=65536, cheap="high"),  # fewer steps per epoch
+    "batch_size": Parameter(
+        "int", 64, low=1, high=65536, help="images per step", cheap="high"
+    ),  # fewer steps
 }
 
 

@@ -1,4 +1,5 @@
-"""The search spec: one validated, typed object per YAML file (schema in the README, "Search space YAML")."""
+"""The search spec: one validated, typed object per YAML file (the docs' spec reference is generated
+from these models: docs/reference/spec.md)."""
 
 from __future__ import annotations
 
@@ -62,14 +63,34 @@ class _Strict(BaseModel):
 
 
 class DatasetSpec(_Strict):
-    name: DatasetName
-    path: str | None = None
-    classes: list[str] | None = Field(None, min_length=2)
-    image_size: tuple[int, int] | None = None
-    validation_split: float = Field(0.1, gt=0.0, lt=1.0)
-    limit_train: int | None = Field(None, ge=10)
-    test_split: float | None = Field(None, gt=0.0, lt=1.0)  # data without a test set: 0.2 when unset
-    digest: str | None = Field(None, pattern=r"^[0-9a-f]{12}$")  # arrays from Python: set by run_search
+    name: DatasetName = Field(description="A built-in dataset, `image_folder` or `arrays` (your own data).")
+    path: str | None = Field(
+        None, description="`image_folder`: a folder or tarball; `arrays`: an `.npz` file. Own data only."
+    )
+    classes: list[str] | None = Field(
+        None, min_length=2, description="Keep these classes only, by name (relabelled in label order)."
+    )
+    image_size: tuple[int, int] | None = Field(
+        None,
+        description="`[height, width]` images are resized to (image folders; default: the first image's).",
+    )
+    validation_split: float = Field(
+        0.1,
+        gt=0.0,
+        lt=1.0,
+        description="Share of the training pool held out for model selection, stratified.",
+    )
+    limit_train: int | None = Field(
+        None, ge=10, description="Subsample the training pool to this many images (stratified) first."
+    )
+    test_split: float | None = Field(
+        None, gt=0.0, lt=1.0,
+        description="Data without a test set: the share of training images carved as one (null: 0.2).",
+    )  # fmt: skip
+    digest: str | None = Field(
+        None, pattern=r"^[0-9a-f]{12}$",
+        description="Arrays passed from Python: their digest, set by the search (a resume checks it).",
+    )  # fmt: skip
 
     @field_validator("classes")
     @classmethod
@@ -114,8 +135,10 @@ Metric = Literal["val_accuracy", "val_loss", "params", "train_time_s", "steady_e
 
 
 class Objective(_Strict):
-    metric: Metric = "val_accuracy"
-    mode: Literal["max", "min"] | None = None  # default: max for accuracy, min for the rest
+    metric: Metric = Field("val_accuracy", description="What the search optimises (never a test metric).")
+    mode: Literal["max", "min"] | None = Field(
+        None, description="Null: max for `val_accuracy`, min for the rest (the only sensible ones)."
+    )
 
     @model_validator(mode="after")
     def _direction(self) -> Objective:
@@ -138,8 +161,8 @@ class Objective(_Strict):
 class Bound(_Strict):
     """`constraints.<metric>`: a trial outside [min, max] is infeasible."""
 
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(None, description="The least value a feasible trial may have.")
+    max: float | None = Field(None, description="The most value a feasible trial may have.")
 
     @model_validator(mode="after")
     def _some(self) -> Bound:
@@ -151,16 +174,27 @@ class Bound(_Strict):
 
 
 class Scheduler(_Strict):
-    name: Literal["asha", "hyperband", "none"] = "asha"
-    grace_period: int = Field(1, ge=1)  # ASHA only: epochs before a trial can be stopped
-    reduction_factor: float = Field(3.0, gt=1.0)
+    name: Literal["asha", "hyperband", "none"] = Field(
+        "asha", description="Who stops trials early: ASHA (asynchronous), Hyperband (synchronous) or none."
+    )
+    grace_period: int = Field(1, ge=1, description="ASHA: epochs before a trial can be stopped.")
+    reduction_factor: float = Field(
+        3.0, gt=1.0, description="Rungs are this factor apart; about 1/factor of trials pass each."
+    )
     # ASHA only: rungs inside the first epoch, each reduction_factor times shorter than the
     # next (2 at factor 3: trials are compared after 1/9 and 1/3 of an epoch); null = 2 where
     # they apply (ASHA, grace_period 1, a whole reduction_factor), else 0
-    first_epoch_rungs: int | None = Field(None, ge=0, le=4)
+    first_epoch_rungs: int | None = Field(
+        None, ge=0, le=4,
+        description="ASHA: rungs inside the first epoch (null: 2 where they apply, at 1/9 and 1/3; 0: none).",
+    )  # fmt: skip
     # ASHA only: start points (and the probe) report at its rungs without being stopped, so the
     # first sampled trials are compared with them instead of passing every rung unopposed
-    compare_with_start_points: bool | None = None
+    compare_with_start_points: bool | Literal["epochs"] | None = Field(
+        None,
+        description="ASHA: start points and the probe report at its rungs, never stopped: at every rung "
+        "(true), or at whole epochs only (`epochs`); null or false: they are not compared.",
+    )
 
     @model_validator(mode="after")
     def _start_points_compared_by_asha_only(self) -> Scheduler:
@@ -175,6 +209,11 @@ class Scheduler(_Strict):
     def seeded(self) -> bool:
         """Whether start points' reports count at ASHA's rungs."""
         return bool(self.compare_with_start_points) and self.name == "asha"
+
+    @property
+    def start_points_report_slices(self) -> bool:
+        """Whether start points also report inside their first epoch, to be compared there."""
+        return self.seeded and self.compare_with_start_points is True
 
     @model_validator(mode="after")
     def _rungs_apply(self) -> Scheduler:
@@ -215,32 +254,63 @@ def _no_first_epoch_rungs(sched: Scheduler) -> str | None:
 
 
 Sampler = Literal["tpe", "random", "qmc", "gp", "cmaes", "nsga2"]
+FIRST_REPORT_FLOOR_S = 30.0
+"""The least time a budgeted search's sampled trial gets to its first report, by default."""
 
 
 class SearchSettings(_Strict):
-    trials: int = Field(20, ge=1)
-    max_epochs: int = Field(10, ge=1)
-    sampler: Sampler = "tpe"
-    seed: int = Field(0, ge=0, le=MAX_SEED)
-    scheduler: Scheduler = Scheduler()
-    max_concurrent: int | None = Field(None, ge=1)
-    time_budget_s: float | None = Field(None, gt=0)
-    keep_models: int | None = Field(5, ge=0)  # models kept per study (best first); null = all
-    max_retries: int = Field(1, ge=0)  # a trial whose worker dies restarts from its last epoch this often
-    trial_timeout_s: float | None = Field(None, gt=0)  # a trial running longer fails (stop_reason timeout)
+    trials: int = Field(20, ge=1, description="Trials per run, start points and the probe included.")
+    max_epochs: int = Field(10, ge=1, description="Epochs a trial trains at most.")
+    sampler: Sampler = Field(
+        "tpe", description="Optuna's sampler (`gp` needs torch, `cmaes` the cmaes package)."
+    )
+    seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="Seeds the sampler, the validation split and each trial."
+    )
+    scheduler: Scheduler = Field(Scheduler(), description="Early stopping of trials across the search.")
+    max_concurrent: int | None = Field(None, ge=1, description="Trials at once (null: one per CPU).")
+    time_budget_s: float | None = Field(
+        None,
+        gt=0,
+        description="Wall seconds for the run; running trials then wind down, evaluated and saved.",
+    )
+    keep_models: int | None = Field(5, ge=0, description="Models kept per study, best first (null: all).")
+    max_retries: int = Field(
+        1, ge=0, description="Restarts of a trial whose worker died, from its last epoch."
+    )
+    trial_timeout_s: float | None = Field(
+        None, gt=0, description="A trial running longer fails (`stop_reason: timeout`); null: no limit."
+    )
     # A sampled trial whose first batches say its first report (ASHA's first rung) would come later
-    # than this is stopped there (pruned, stop_reason too_slow); null or 0: no limit (until measured)
-    first_report_s: float | None = Field(None, ge=0)
-    start_from: list[dict[str, Any]] = Field(default_factory=list)  # evaluated first, never pruned
-    probe: bool | None = None  # without start_from or warm_start: the space's cheapest model first
-    # (null: on; false: off)
+    # than this is stopped there (pruned, stop_reason too_slow); null: a tenth of time_budget_s,
+    # at least FIRST_REPORT_FLOOR_S (no limit without a budget); 0: no limit
+    first_report_s: float | None = Field(
+        None, ge=0,
+        description="A sampled trial projected to report later is stopped (`too_slow`); null: a tenth of "
+        "`time_budget_s`, at least 30 s (no limit without a budget); 0: no limit.",
+    )  # fmt: skip
+    start_from: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Points (mappings of values, or spec files) trained first, whole-node, never stopped.",
+    )
+    probe: bool | None = Field(
+        None, description="A cold search trains the space's cheapest model first (null: on; false: off)."
+    )
     warm_start: list[Annotated[str, Field(pattern=NAME_PATTERN, max_length=MAX_NAME)]] = Field(
-        default_factory=list
+        default_factory=list,
+        description="Earlier studies in the same results whose rows the sampler learns from.",
     )
 
     @property
     def first_report_limit_s(self) -> float | None:
-        """How long a sampled trial may take to its first report (None: no limit)."""
+        """How long a sampled trial may take to its first report (None: no limit).
+
+        By default a tenth of the time budget: at ASHA's first rung (1/9 of an epoch) that is a
+        first epoch taking most of the budget, a trial the search cannot afford to learn about.
+        Never under `FIRST_REPORT_FLOOR_S`: compiling a model's first batch alone takes seconds.
+        """
+        if self.first_report_s is None:
+            return max(self.time_budget_s / 10, FIRST_REPORT_FLOOR_S) if self.time_budget_s else None
         return self.first_report_s or None
 
     @field_validator("start_from", mode="before")
@@ -268,19 +338,26 @@ class SearchSettings(_Strict):
 
 
 class EarlyStopping(_Strict):
-    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
-    patience: int = Field(3, ge=0)
-    min_delta: float = Field(0.0, ge=0.0)
-    restore_best_weights: bool = True
+    monitor: Literal["val_loss", "val_accuracy"] = Field("val_loss", description="The metric watched.")
+    patience: int = Field(3, ge=0, description="Epochs without improvement before a trial stops.")
+    min_delta: float = Field(0.0, ge=0.0, description="The least change that counts as an improvement.")
+    restore_best_weights: bool = Field(True, description="Keep (and evaluate) the best epoch's weights.")
 
 
 class Training(_Strict):
-    early_stopping: EarlyStopping | None = EarlyStopping()
+    early_stopping: EarlyStopping | None = Field(
+        EarlyStopping(), description="Keras' EarlyStopping for every trial; null: train `max_epochs`."
+    )
 
 
 class Resources(_Strict):
-    cpus_per_trial: Annotated[float, Field(gt=0)] | Literal["auto"] = "auto"  # auto: share the cluster
-    gpus_per_trial: Annotated[float, Field(ge=0)] | Literal["auto"] = "auto"  # auto: 1/k of a GPU each
+    cpus_per_trial: Annotated[float, Field(gt=0)] | Literal["auto"] = Field(
+        "auto",
+        description="`auto`: the cluster's CPUs shared by the trials at once (start points: a whole node).",
+    )
+    gpus_per_trial: Annotated[float, Field(ge=0)] | Literal["auto"] = Field(
+        "auto", description="`auto`: none without GPUs, else 1/k of a GPU so that the concurrent trials fit."
+    )
 
 
 ADDED_LATER = (
@@ -303,18 +380,28 @@ class SearchSpec(_Strict):
     Build one with `load_spec(path)`; it is frozen, and `with_overrides` returns a changed copy.
     """
 
-    study: str = Field(pattern=NAME_PATTERN, max_length=MAX_NAME)
-    dataset: DatasetSpec
+    study: str = Field(
+        pattern=NAME_PATTERN,
+        max_length=MAX_NAME,
+        description="The study's name: its rows, models and reports.",
+    )
+    dataset: DatasetSpec = Field(description="The data searched on.")
     objective: Annotated[
         Annotated[Objective, Tag(_ONE)] | Annotated[list[Objective], Field(min_length=1), Tag(_MANY)],
         Discriminator(lambda raw: _MANY if isinstance(raw, list) else _ONE),
-    ] = Objective()  # one objective, or a list: a multi-objective search
-    constraints: dict[Metric, Bound] = Field(default_factory=dict)
-    search: SearchSettings = SearchSettings()
-    training: Training = Training()
-    resources: Resources = Resources()
-    model: str | None = Field(None, pattern=MODEL_PATTERN)  # "module:function": a user's build(hp)
-    space: dict[str, Any] = Field(default_factory=dict)
+    ] = Field(Objective(), description="One objective, or a list: a multi-objective search.")
+    constraints: dict[Metric, Bound] = Field(
+        default_factory=dict, description="Limits a trial must meet to be feasible, by metric."
+    )
+    search: SearchSettings = Field(SearchSettings(), description="How the budget is spent.")
+    training: Training = Field(Training(), description="How each trial trains.")
+    resources: Resources = Field(Resources(), description="What each trial is given.")
+    model: str | None = Field(
+        None, pattern=MODEL_PATTERN, description="`module:function`: your `build(hp)` instead of `space`."
+    )
+    space: dict[str, Any] = Field(
+        default_factory=dict, description="harness' CNN: each parameter a distribution or a fixed value."
+    )
 
     @field_validator("space", mode="before")
     @classmethod
@@ -486,12 +573,23 @@ def load_saved_spec(results_dir: Results, spec_hash: str) -> SearchSpec:
 
 
 def load_spec(source: str | Path | Mapping[str, Any], *, own_data: bool = False) -> SearchSpec:
-    """Read and validate a YAML search space, or validate one built in Python as a dict (the
-    same sections as the file); raise SpecError naming the file and field.
+    """Read and validate a search spec: a YAML file, or a dict with the same sections.
 
-    Relative paths in a dict (`start_from`, `dataset.path`) are relative to the working directory.
-    `own_data`: the data will be passed from Python (`Data`), so a spec without a `dataset`
-    section (or a section without a name: `{validation_split: 0.2}`) means `{name: arrays}`.
+    Relative paths in a dict (`start_from`, `dataset.path`) are relative to the working
+    directory; in a file, to the file's folder.
+
+    Args:
+        source: A YAML file's path, or a mapping.
+        own_data: The data will be passed from Python (`Data`): a spec without a `dataset`
+            section (or one without a name, such as `{validation_split: 0.2}`) means
+            `{name: arrays}`.
+
+    Returns:
+        The validated, frozen spec.
+
+    Raises:
+        SpecError: The file cannot be read, or a field is invalid; the message names the file,
+            the field, what was received and what is allowed.
     """
     if isinstance(source, Mapping):
         raw, where, base = dict(source), "the spec dict", Path.cwd()
@@ -581,7 +679,7 @@ def describe_error(error: Any) -> str:
     loc = _location(error)
     msg = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        return f"{loc}: unknown field; check the spelling against the README's schema (Search space YAML)"
+        return f"{loc}: unknown field; check the spelling against the spec reference (docs/reference/spec.md)"
     if error["type"] in ("value_error", "missing"):
         return f"{loc}: {msg}" if loc else msg
     return f"{loc}: {msg} (got {error.get('input')!r})"

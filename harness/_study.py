@@ -146,7 +146,19 @@ class Study:
 def load_study(
     results_dir: Results = "results", *, study: str | None = None, data: Data | None = None
 ) -> Study:
-    """A study of a results folder as objects (`Study.load`)."""
+    """Read a finished (or running) study of a results folder as objects.
+
+    Args:
+        results_dir: The results folder or URI.
+        study: The study's name; may be left out when the folder holds one study.
+        data: The arrays the study searched from Python, which evaluation and export need again.
+
+    Returns:
+        The study, its trials ranked as the leaderboard ranks them.
+
+    Raises:
+        ArgumentError: No such study, or several and `study` was not given.
+    """
     return Study.load(results_dir, study=study, data=data)
 
 
@@ -162,9 +174,24 @@ def search(
 ) -> Study:
     """Run (or resume) a search and return its study.
 
-    `spec` is a YAML file, a dict with the same sections, or a `SearchSpec`; `trials` and
-    `time_budget_s` override its `search:` settings; `data` searches your own arrays (the
-    spec's dataset may then be left out). Every other keyword is `run_search`'s.
+    Args:
+        spec: A YAML file, a dict with the same sections, or a `SearchSpec`.
+        data: Your own arrays (`Data.from_arrays`); the spec's `dataset` may then be left out.
+        trials: Overrides `search.trials`.
+        time_budget_s: Overrides `search.time_budget_s`.
+        results: The results folder or URI (`s3://bucket/prefix`).
+        resume: Continue the study's interrupted run instead of starting a new one.
+        **options: `run_search`'s other arguments: `model`, `backend`, `address`, `data_dir`,
+            `mlflow`, `strict`.
+
+    Returns:
+        The study as read when the search ended: its trials ranked, the best first.
+
+    Raises:
+        SpecError: The spec is invalid (nothing ran).
+        DataError: The dataset cannot be found or read.
+        ArgumentError: An argument is out of range; the message names it.
+        InternalError: Every trial failed inside harness itself (with `strict=True`: any did).
     """
     overrides = {"search.trials": trials, "search.time_budget_s": time_budget_s}
     built = _spec(spec, data).with_overrides(**overrides)

@@ -1,30 +1,32 @@
-"""One trial, as run by a Ray Tune worker: build, fit with per-epoch reports, evaluate, save.
+"""One trial's plain runner: build (or restore), fit with reports, finish; it returns the outcome.
 
-Every outcome the worker sees ends in one `FinalReport`: a completed trial with its test
-metrics, or a failed one with its error and whose fault it was (`ErrorKind`). A trial
-stopped by the scheduler never reaches it, which is how the driver tells "pruned". A trial
-over a limit known once its model is built (`constraints.params`) is recorded untrained.
+The runner knows nothing of Ray. Its reports leave, and the checkpoint it resumes from
+arrives, through a `Channel`: Ray Tune's in a worker (`_worker.run_trial`), a list in tests.
+Every outcome ends in one `FinalReport` sent through the channel: a completed trial's with
+its last epoch (so the scheduler counts no extra iteration), evaluated and saved after `fit`
+returns; a failed one's with its error and whose fault it was (`ErrorKind`); an untrained
+one's (over a limit known once its model is built, `constraints.params`, or too slow to its
+first report). A trial the search stops (scheduler, Ctrl-C) ends mid-epoch with no final
+report, which is how the driver tells "pruned".
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import stat
-import sys
 import tempfile
 import time
 import traceback
 import zlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness._builder import CnnBuilder, ModelBuilder
 from harness._constraints import feasible
-from harness._devices import GpuMemory, out_of_memory, release_gpu_memory
-from harness._errors import TooSlow, TrialFailed
+from harness._devices import out_of_memory, release_gpu_memory
+from harness._errors import StopRequested, TooSlow, TrialFailed
 from harness._models import stored_path
 from harness._provenance import provenance
 from harness._record import (
@@ -42,7 +44,6 @@ from harness._record import (
     now,
     steady_epoch_s,
 )
-from harness._resources import trial_cpus, trial_gpus
 from harness._space import START_POINT, hyperparameters
 from harness._storage import Location, copy_file, local_scratch, storage_full
 
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
     from harness._reporter import ReportCallback
     from harness._spec import Bound, Objective
 
-_configured = False
 TRAINING_LIBRARIES = frozenset({"keras", "tensorflow", "jax", "jaxlib", "torch", "optree", "numpy"})
 """Packages a failure of the user's configuration is raised from while training (shapes, memory)."""
 
@@ -78,7 +78,7 @@ class TrialContext:
     deadline: float | None = None  # the time budget's end (time.time()): trials wind down then
     units_per_epoch: int = 1  # the scheduler's `FIDELITY` units in an epoch
     first_epoch_fractions: tuple[float, ...] = ()  # where in the first epoch to report (1/9, 1/3)
-    start_points_compared: bool = False  # ASHA records start points at its rungs: they report slices too
+    start_points_compared: bool = False  # start points report inside the first epoch too (for ASHA)
     first_report_limit_s: float | None = None  # a sampled trial slower to its first report stops
 
     @property
@@ -100,25 +100,24 @@ class TrialContext:
         return ",".join(map(str, self.objectives)) if len(self.objectives) > 1 else None
 
 
-def run_trial(config: dict[str, Any], *, data: Dataset, ctx: TrialContext) -> None:
-    """The Ray Tune trainable (wrapped with `tune.with_parameters`)."""
-    from ray import tune
+class Channel(Protocol):
+    """Where a runner's reports go and its checkpoint comes from (Ray Tune's session in a worker)."""
 
-    context = tune.get_context()
-    resources = context.get_trial_resources()
-    cpus, gpus = trial_cpus(resources) or 1.0, trial_gpus(resources) or 0.0
-    if "keras" not in sys.modules:  # the worker's first trial: threads and GPU memory before Keras
-        os.environ.update(worker_env(ctx.backend, cpus, gpus))
-    final = _Attempt(config, data, ctx, context.get_trial_id(), cpus=cpus, gpus=gpus).run()
-    if final is not None:  # a failure; a completed trial's record went with its last epoch
-        tune.report({**objective_values(final.record, ctx.metrics), REPORT_KEY: final})
+    def report(self, metrics: dict[str, Any], checkpoint: Path | None = None) -> None:
+        """Send one report; `checkpoint` is a folder the channel copies before returning."""
+
+    def stop_requested(self) -> bool:
+        """Whether the search asked the trial to stop since the last report."""
+
+    def restored(self) -> AbstractContextManager[Path | None]:
+        """The folder of the checkpoint to continue from, while open; None for a fresh start."""
 
 
-class _Attempt:
+class TrialRunner:
     """One run of a trial's configuration (or its continuation from a checkpoint).
 
-    A completed trial's `FinalReport` travels with its last epoch's report; `run` returns
-    the `FinalReport` of a failure (every exception becomes one) for the caller to send.
+    `run` builds, fits with a report per epoch (and inside the first epoch), then finishes
+    outside `fit`: best weights, test evaluation, the saved model, the final report.
     """
 
     def __init__(
@@ -127,11 +126,13 @@ class _Attempt:
         data: Dataset,
         ctx: TrialContext,
         trial_id: str,
+        channel: Channel,
         *,
         cpus: float,
         gpus: float = 0.0,
     ) -> None:
         self.config, self.data, self.ctx, self.cpus, self.gpus = config, data, ctx, cpus, gpus
+        self.channel = channel
         self.t0 = time.perf_counter()
         self.record = TrialRecord(
             study=ctx.study,
@@ -152,34 +153,44 @@ class _Attempt:
         self.reporter: ReportCallback | None = None
         self.stopper: ResumableEarlyStopping | None = None
         self.training = False
-        self.finished = False
         self.infeasible = False
         self.cut = False  # training ended (or never began) at the search's time budget
         self.reported = False  # the first report of an attempt carries the epochs before it
+        self.last: tuple[EpochRecord, dict[str, float]] | None = None  # reported once finished
 
     def run(self) -> FinalReport | None:
+        """The trial's final report, already sent; None when the search stopped the trial."""
         try:
-            self._train()
+            self._fit()
             if self.infeasible or self.too_late:
-                return self._not_trained()
-            return None if self.finished else self._finish(None)  # resumed after its last epoch
+                return self._send(self._not_trained())
+            return self._finish()
+        except StopRequested:
+            return None
         except TooSlow:
-            return self._too_slow()
+            return self._send(self._too_slow())
         except Exception as exc:  # a bad trial must not end the search; whose fault it is, is kept
-            full = storage_full(exc, self.ctx.models_dir)
-            if full is not None:  # nobody's trial is at fault, and a retry would fail again
-                return FinalReport(record=self.record, storage_full=full.path)
-            kind = classify(exc, in_training=self.training, user_modules=self.ctx.builder.user_modules)
-            record = replace(
-                self._with_epochs(self.record),
-                error=(self._out_of_memory_hint() if out_of_memory(exc) else "")
-                + f"{type(exc).__name__}: {exc}"[:2000],
-                error_kind=kind,
-                total_time_s=time.perf_counter() - self.t0,
-                finished_at=now(),
-            )
-            tb = traceback.format_exc() if kind is ErrorKind.INTERNAL else None
-            return FinalReport(record=record, traceback=tb, epochs=self._epochs())
+            return self._send(self._failed(exc))
+
+    def _send(self, final: FinalReport) -> FinalReport:
+        self.channel.report({**objective_values(final.record, self.ctx.metrics), REPORT_KEY: final})
+        return final
+
+    def _failed(self, exc: Exception) -> FinalReport:
+        full = storage_full(exc, self.ctx.models_dir)
+        if full is not None:  # nobody's trial is at fault, and a retry would fail again
+            return FinalReport(record=self.record, storage_full=full.path)
+        kind = classify(exc, in_training=self.training, user_modules=self.ctx.builder.user_modules)
+        record = replace(
+            self._with_epochs(self.record),
+            error=(self._out_of_memory_hint() if out_of_memory(exc) else "")
+            + f"{type(exc).__name__}: {exc}"[:2000],
+            error_kind=kind,
+            total_time_s=time.perf_counter() - self.t0,
+            finished_at=now(),
+        )
+        tb = traceback.format_exc() if kind is ErrorKind.INTERNAL else None
+        return FinalReport(record=record, traceback=tb, epochs=self._epochs())
 
     def _out_of_memory_hint(self) -> str:
         """What a user changes when a trial runs out of memory: the backend's error rarely says."""
@@ -190,10 +201,8 @@ class _Attempt:
             )
         return "out of memory: use a smaller batch_size or a smaller model. "
 
-    def _train(self) -> None:
-        configure_worker(self.cpus, self.gpus)
+    def _fit(self) -> None:
         import keras
-        from ray import tune
 
         from harness._checkpoint import ResumableEarlyStopping
         from harness._reporter import ReportCallback
@@ -206,7 +215,7 @@ class _Attempt:
         self.record = self.record.with_provenance(self.provenance)
         self.training = True
         t_build = time.perf_counter()
-        self.model, self.progress, best_weights = self._model_and_progress(tune.get_checkpoint())
+        self.model, self.progress, best_weights = self._model_and_progress()
         self.record = replace(
             self.record, params=int(self.model.count_params()), started_at=self.progress.started_at
         )
@@ -222,7 +231,7 @@ class _Attempt:
             study=self.ctx.study,
             trial_id=self.record.trial_id,
             on_epoch=self._on_epoch,
-            stop_requested=_stop_requested,
+            stop_requested=self.channel.stop_requested,
             epochs=self.progress.epochs,
             deadline=self.ctx.deadline,
             slices=self._slices(),
@@ -251,7 +260,7 @@ class _Attempt:
         """Batch counts of the first epoch after which to report, and their fractions.
 
         Only a fresh attempt reports inside its first epoch (a resumed one has finished it), and
-        a start point only where ASHA records it at its rungs (`compare_with_start_points`).
+        a start point only where ASHA records it at those rungs (`compare_with_start_points: true`).
         """
         if self.progress.epochs or (self.config.get(START_POINT) and not self.ctx.start_points_compared):
             return {}
@@ -285,8 +294,6 @@ class _Attempt:
     def _on_slice(self, fraction: float) -> None:
         """Report validation after `fraction` of the first epoch: scheduler evidence, no checkpoint
         (a trial restarted before its first epoch ends starts again, and ASHA counts a rung once)."""
-        from ray import tune
-
         from harness._reporter import validate_mid_epoch
 
         val = validate_mid_epoch(self.model, (self.data.x_val, self.data.y_val))
@@ -301,40 +308,50 @@ class _Attempt:
         so_far = replace(self.record, train_time_s=self._fit_s(), val_accuracy=report.val_accuracy,
                          val_loss=report.val_loss)  # fmt: skip
         units = round(fraction * self.ctx.units_per_epoch)
-        tune.report({**objective_values(so_far, self.ctx.metrics), FIDELITY: units, REPORT_KEY: report})
+        values = objective_values(so_far, self.ctx.metrics)
+        self.channel.report({**values, FIDELITY: units, REPORT_KEY: report})
 
     def _on_epoch(self, epoch: EpochRecord, metrics: dict[str, float], last: bool) -> None:
-        """Report the epoch with a checkpoint; after the last one, with the trial's final record."""
-        from ray import tune
-
-        payload: EpochReport | FinalReport
+        """Report the epoch with a checkpoint; the last one waits for the trial's final record."""
         if last:
-            payload = self._finish(epoch)
-            metrics = {**metrics, **objective_values(payload.record, self.ctx.metrics)}
-        else:
-            so_far = replace(
-                self._with_epochs(self.record),
-                train_time_s=self._fit_s(),
-                val_accuracy=epoch.val_accuracy,
-                val_loss=epoch.val_loss,
-            )
-            metrics = {**metrics, **objective_values(so_far, self.ctx.metrics)}
-            payload = EpochReport(
-                epoch=epoch,
-                params=self.record.params or 0,
-                started_at=self.progress.started_at,
-                provenance=self.provenance,
-                earlier=None if self.reported else self._epochs()[:-1],  # a resumed trial's history
-            )
+            self.last = (epoch, metrics)
+            return
+        so_far = replace(
+            self._with_epochs(self.record),
+            train_time_s=self._fit_s(),
+            val_accuracy=epoch.val_accuracy,
+            val_loss=epoch.val_loss,
+        )
+        payload = EpochReport(
+            epoch=epoch,
+            params=self.record.params or 0,
+            started_at=self.progress.started_at,
+            provenance=self.provenance,
+            earlier=None if self.reported else self._epochs()[:-1],  # a resumed trial's history
+        )
+        self._report_epoch(epoch, {**metrics, **objective_values(so_far, self.ctx.metrics)}, payload)
+
+    def _report_epoch(
+        self, epoch: EpochRecord, metrics: dict[str, float], payload: EpochReport | FinalReport
+    ) -> None:
         self.reported = True
         with tempfile.TemporaryDirectory(prefix="harness-ckpt-") as folder:
             self._checkpoint(Path(folder))
-            checkpoint = tune.Checkpoint.from_directory(folder)
             fidelity = epoch.epoch * self.ctx.units_per_epoch
             report = {**metrics, "epoch": epoch.epoch, FIDELITY: fidelity, REPORT_KEY: payload}
-            tune.report(report, checkpoint=checkpoint)
+            self.channel.report(report, checkpoint=Path(folder))
 
-    def _finish(self, epoch: EpochRecord | None) -> FinalReport:
+    def _finish(self) -> FinalReport:
+        """After `fit`: the completed record, sent with the last epoch (and its checkpoint) if this
+        attempt ran one; a trial resumed after its last epoch sends it alone."""
+        if self.last is None:
+            return self._send(self._completed())
+        epoch, metrics = self.last
+        final = self._completed(epoch)
+        self._report_epoch(epoch, {**metrics, **objective_values(final.record, self.ctx.metrics)}, final)
+        return final
+
+    def _completed(self, epoch: EpochRecord | None = None) -> FinalReport:
         """Best weights, NaN check, test evaluation and the saved model: the completed record."""
         history = self.reporter.history() if self.reporter else {"loss": []}
         if not all(math.isfinite(v) for v in history["loss"]):
@@ -366,7 +383,6 @@ class _Attempt:
             finished_at=now(),
         )
         record = replace(record, feasible=feasible(record, self.ctx.constraints))
-        self.finished = True
         return FinalReport(record=record, epoch=epoch, epochs=self._epochs())
 
     def _epochs(self) -> tuple[EpochRecord, ...]:
@@ -413,13 +429,13 @@ class _Attempt:
         )
         save(folder, self.model, progress, stopper.best_weights if stopper else None)
 
-    def _model_and_progress(self, checkpoint: Any) -> tuple[keras.Model, Progress, list[Any] | None]:
+    def _model_and_progress(self) -> tuple[keras.Model, Progress, list[Any] | None]:
         """A new compiled model, or the one a paused or interrupted attempt checkpointed."""
         from harness._checkpoint import Progress, load
 
-        if checkpoint is not None:
-            with checkpoint.as_directory() as folder:
-                return load(Path(folder))
+        with self.channel.restored() as folder:
+            if folder is not None:
+                return load(folder)
         model = self.ctx.builder.build(
             self.config, self.data.input_shape, self.data.num_classes,
             epochs=self.ctx.max_epochs, steps_per_epoch=self._batches_per_epoch(),
@@ -488,95 +504,3 @@ def save_model(model: keras.Model, path: Path | str | Location) -> str:
     with local_scratch(".keras") as scratch:
         model.save(scratch)
         return copy_file(scratch, path)
-
-
-def configure_worker(cpus: float, gpus: float) -> None:
-    """Match the backend's thread pools to the trial's CPU share and cap its GPU memory, once per worker.
-
-    Ray reuses a worker only for trials asking the same resources, so the first trial's
-    settings hold for every later one.
-    """
-    global _configured
-    if _configured:
-        return
-    _configured = True
-    threads = max(1, int(cpus))
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        except RuntimeError:  # TF already initialised in this process
-            pass
-    elif backend == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
-    if gpus:
-        GpuMemory.for_share(backend, gpus).apply()
-
-
-# How long a reused worker waits for its previous trial's thread to end before Ray gives up
-# on the next trial ("Could not re-use actor", the trial lost). The wait ends with the
-# thread; 10 s was too short once on 2 CPUs shared with another search.
-WIND_DOWN_S = 300
-
-
-def worker_env(backend: str, cpus: float | None = None, gpus: float = 0.0) -> dict[str, str]:
-    """Environment for Ray workers: backend, quiet logs; threads, GPU memory and caches once known.
-
-    Ray is started before the cluster's resources (and so `auto` shares) are known; these
-    settings reach each worker with its first trial, before Keras is imported (Ray reuses a
-    worker only for trials asking the same resources). JAX compiles into a cache on the
-    node's local disk, shared by its workers: start points, warm starts, repeats and the same
-    architecture with other training settings reuse programs instead of compiling again.
-    """
-    env = {
-        "KERAS_BACKEND": backend,
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
-        "TUNE_FUNCTION_THREAD_TIMEOUT_S": str(WIND_DOWN_S),
-    }
-    if cpus is not None:
-        threads = str(max(1, int(cpus)))
-        env["OMP_NUM_THREADS"] = threads
-        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false" if threads == "1" else ""
-        env["JAX_COMPILATION_CACHE_DIR"] = os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax_cache_dir()
-        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = os.environ.get(
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0"
-        )
-    if gpus:
-        env.update(GpuMemory.for_share(backend, gpus).env())
-    return env
-
-
-def jax_cache_dir() -> str:
-    """The node's JAX compile cache for this user: `$TMPDIR/harness-jax-cache-<uid>`, made 0700.
-
-    Programs loaded from it run as the trial, so a cache others can write is code they can
-    run as us: one that someone else owns or opened up (planted at the predictable path) is
-    not used; this process then compiles into a private folder of its own instead.
-    """
-    uid = os.getuid()
-    path = Path(tempfile.gettempdir()) / f"harness-jax-cache-{uid}"
-    path.mkdir(mode=0o700, exist_ok=True)
-    st = path.lstat()
-    if stat.S_ISDIR(st.st_mode) and st.st_uid == uid and not st.st_mode & 0o077:
-        return str(path)
-    return tempfile.mkdtemp(prefix=f"harness-jax-cache-{uid}-")
-
-
-def _stop_requested() -> bool:
-    """Whether Ray asked this trial to stop between reports (private API, read defensively)."""
-    try:
-        from ray.train._internal.session import get_session
-
-        event = getattr(get_session(), "stop_event", None)
-        if event is not None and event.is_set():
-            event.clear()
-            return True
-    except Exception:  # private API: if it moves, trials just stop at the next report
-        pass
-    return False

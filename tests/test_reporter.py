@@ -6,6 +6,7 @@ import keras
 import pytest
 
 from harness._data import load_dataset
+from harness._errors import StopRequested
 from harness._model import build_model, compile_model
 from harness._reporter import ReportCallback, validate_mid_epoch
 from harness._spec import DatasetSpec
@@ -50,7 +51,7 @@ def test_early_stopping_marks_its_epoch_as_the_last():
 
 
 def test_a_stop_request_ends_the_fit_mid_epoch():
-    with pytest.raises(SystemExit):
+    with pytest.raises(StopRequested):
         fit(stop_after_batches=1)
     keras.backend.clear_session()
 

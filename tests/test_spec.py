@@ -641,15 +641,19 @@ def test_a_spec_that_leaves_first_epoch_rungs_out_keeps_its_hash():
 def test_start_points_are_compared_at_asha_s_rungs_only_when_asked_and_only_by_asha():
     assert not spec_of().search.scheduler.seeded  # the default, until measured
     assert spec_of(search={"scheduler": {"compare_with_start_points": True}}).search.scheduler.seeded
+    epochs = spec_of(search={"scheduler": {"compare_with_start_points": "epochs"}}).search.scheduler
+    assert epochs.seeded and not epochs.start_points_report_slices  # compared at whole epochs only
     with pytest.raises(SpecError, match="compare_with_start_points: only the asha scheduler records"):
         spec_of(search={"scheduler": {"name": "hyperband", "compare_with_start_points": True}})
     unset = spec_of(search={"scheduler": {"compare_with_start_points": None}})
     assert unset.spec_hash() == spec_of().spec_hash()  # specs that leave it out keep their hash
 
 
-def test_the_first_report_limit_is_opt_in_and_zero_means_none():
-    assert spec_of().search.first_report_limit_s is None
-    assert spec_of(search={"first_report_s": 0}).search.first_report_limit_s is None
+def test_the_first_report_limit_is_a_tenth_of_the_time_budget_unless_set_and_zero_means_none():
+    assert spec_of().search.first_report_limit_s is None  # no budget, no limit
+    assert spec_of(search={"time_budget_s": 600}).search.first_report_limit_s == 60
+    assert spec_of(search={"time_budget_s": 100}).search.first_report_limit_s == 30  # compiling takes time
+    assert spec_of(search={"time_budget_s": 600, "first_report_s": 0}).search.first_report_limit_s is None
     assert spec_of(search={"first_report_s": 60}).search.first_report_limit_s == 60
     with pytest.raises(SpecError, match="first_report_s"):
         spec_of(search={"first_report_s": -1})

@@ -1,10 +1,14 @@
-"""Trial helpers: which epoch's weights a trial keeps, seeds, worker environment, whose fault."""
+"""The trial runner, without Ray (a channel that keeps its reports), and its helpers: which
+epoch's weights a trial keeps, seeds, worker environment, whose fault."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -12,16 +16,10 @@ import pytest
 
 from harness import ErrorKind, TrialFailed, TrialStatus
 from harness._data import load_dataset
+from harness._record import REPORT_KEY, EpochReport, FinalReport
 from harness._spec import DatasetSpec, Objective
-from harness._trial import (
-    TrialContext,
-    _Attempt,
-    classify,
-    jax_cache_dir,
-    selected_epoch,
-    trial_seed,
-    worker_env,
-)
+from harness._trial import TrialContext, TrialRunner, classify, selected_epoch, trial_seed
+from harness._worker import jax_cache_dir, worker_env
 
 
 def stopper_after(values: list[float], **kwargs) -> keras.callbacks.EarlyStopping:
@@ -97,20 +95,88 @@ def context(tmp_path) -> TrialContext:
     )  # fmt: skip
 
 
-def test_a_defect_in_harness_code_is_an_internal_failure_with_traceback(context, local_ray):
+class Kept:
+    """A runner's channel that keeps every report, and a copy of each checkpoint's files."""
+
+    def __init__(self, tmp_path: Path, restore: Path | None = None, stop_after: int | None = None) -> None:
+        self.reports: list[dict] = []
+        self.checkpoints: list[Path | None] = []
+        self.tmp_path, self.restore, self.stop_after, self.asked = tmp_path, restore, stop_after, 0
+
+    def report(self, metrics, checkpoint=None):
+        self.reports.append(metrics)
+        kept = None
+        if checkpoint is not None:
+            kept = self.tmp_path / f"ckpt-{len(self.reports)}"
+            shutil.copytree(checkpoint, kept)
+        self.checkpoints.append(kept)
+
+    def stop_requested(self) -> bool:
+        self.asked += 1
+        return self.stop_after is not None and self.asked > self.stop_after
+
+    @contextmanager
+    def restored(self):
+        yield self.restore
+
+    @property
+    def payloads(self) -> list:
+        return [r[REPORT_KEY] for r in self.reports]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset(DatasetSpec(name="digits"), seed=0)
+
+
+SMALL = {"conv_blocks": 1, "filters": 4, "dense_units": 8, "learning_rate": 0.01}
+
+
+def test_a_run_reports_each_epoch_then_the_evaluated_trial_with_its_last_epoch(context, digits, tmp_path):
+    """The last epoch's report waits for the test evaluation and the saved model, after `fit`."""
+    ctx = replace(context, max_epochs=3)
+    channel = Kept(tmp_path)
+    final = TrialRunner(SMALL, digits, ctx, "t0", channel, cpus=1).run()
+    kinds = [type(p) for p in channel.payloads]
+    assert kinds == [EpochReport, EpochReport, FinalReport] and channel.payloads[-1] is final
+    assert all(c is not None for c in channel.checkpoints)  # every epoch, the last included
+    assert [r["epoch"] for r in channel.reports] == [1, 2, 3] and final.epoch.epoch == 3
+    record = final.record
+    assert record.status is TrialStatus.COMPLETED and record.epochs_run == 3 and 0 < record.test_accuracy <= 1
+    assert Path(ctx.models_dir, "t0.keras").is_file() and record.evaluate_s > 0
+    assert channel.reports[-1]["val_accuracy"] == record.val_accuracy  # the row's value, not the epoch's
+
+
+def test_a_run_continues_from_the_checkpoint_its_channel_restores(context, digits, tmp_path):
+    ctx = replace(context, max_epochs=2)
+    first = Kept(tmp_path / "a")
+    TrialRunner(SMALL, digits, replace(ctx, max_epochs=1), "t0", first, cpus=1).run()
+    resumed = Kept(tmp_path / "b", restore=first.checkpoints[-1])
+    final = TrialRunner(SMALL, digits, ctx, "t0", resumed, cpus=1).run()
+    assert [r["epoch"] for r in resumed.reports] == [2]  # only the epoch it had left
+    assert final.record.epochs_run == 2 and [e.epoch for e in final.epochs] == [1, 2]
+
+
+def test_a_stop_request_ends_the_run_mid_epoch_with_no_final_report(context, digits, tmp_path):
+    channel = Kept(tmp_path, stop_after=0)
+    assert TrialRunner(SMALL, digits, replace(context, max_epochs=3), "t0", channel, cpus=1).run() is None
+    assert channel.reports == [] and not Path(context.models_dir, "t0.keras").exists()
+
+
+def test_a_defect_in_harness_code_is_an_internal_failure_with_traceback(context, digits, tmp_path):
     """A config no spec can produce makes harness' own model builder fail, as a bug would."""
-    data = load_dataset(DatasetSpec(name="digits"), seed=0)
-    report = _Attempt({"conv_blocks": "two"}, data, context, "t1", cpus=1).run()
+    channel = Kept(tmp_path)
+    report = TrialRunner({"conv_blocks": "two"}, digits, context, "t1", channel, cpus=1).run()
+    assert channel.payloads == [report]  # sent, alone
     record = report.record
     assert record.status is TrialStatus.FAILED and record.error_kind is ErrorKind.INTERNAL
     assert "ValueError" in record.error and "harness/_model.py" in report.traceback
     assert record.finished_at is not None and record.total_time_s > 0 and record.backend == "tensorflow"
 
 
-def test_an_impossible_architecture_is_a_user_failure_without_traceback(context, local_ray):
-    data = load_dataset(DatasetSpec(name="digits"), seed=0)
+def test_an_impossible_architecture_is_a_user_failure_without_traceback(context, digits, tmp_path):
     config = {"conv_blocks": 1, "padding": "valid", "kernel_size": 11}
-    report = _Attempt(config, data, context, "t2", cpus=1).run()
+    report = TrialRunner(config, digits, context, "t2", Kept(tmp_path), cpus=1).run()
     assert report.record.error_kind is ErrorKind.USER and report.traceback is None
     assert report.record.hyperparameters == {"conv_blocks": 1, "padding": "valid", "kernel_size": 11}
 

@@ -21,7 +21,6 @@ from harness._spec import Bound, Objective
 from harness.cli import app
 
 
-
 def on_page_markdown(markdown: str, **_: Any) -> str:
     for name, make in (("spec", spec_tables), ("vocabulary", vocabulary_table), ("cli", cli_reference)):
         marker = f"<!-- generated: {name} -->"
@@ -44,10 +43,11 @@ def spec_tables() -> str:
         for name, info in model.model_fields.items():
             for nested in _models_in(info.annotation):
                 if nested not in seen:
-                    where = "objective" if nested is Objective else "constraints.<metric>" if nested is Bound else name
+                    where = {Objective: "objective", Bound: "constraints.<metric>"}.get(nested, name)
                     prefix = "" if model is SearchSpec else f"{_path(title)}."
                     sections.append((f"`{prefix}{where}`", nested))
-            out.append(f"| `{name}` | {_type(info.annotation)} | {_default(info)} | {info.description or ''} |")
+            meaning = info.description or ""
+            out.append(f"| `{name}` | {_type(info.annotation)} | {_default(info)} | {meaning} |")
         out.append("")
     return "\n".join(out)
 
@@ -95,7 +95,7 @@ def _default(info: Any) -> str:
 
 def vocabulary_table() -> str:
     """Every `space:` parameter with its default, bounds and meaning."""
-    rows = ["| parameter | kind | default | allowed | one per | meaning |", "| --- | --- | --- | --- | --- | --- |"]
+    rows = ["| parameter | kind | default | allowed | one per | meaning |", "|" + " --- |" * 6]
     kinds = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
     for name, p in PARAMETERS.items():
         allowed = ", ".join(f"`{c}`" for c in p.choices) if p.choices else _bounds(p.low, p.high)

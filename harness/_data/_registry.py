@@ -118,7 +118,7 @@ def source(name: str) -> DatasetSource:
 
 
 def search_roots(data_dir: str | Path | None = None) -> list[Path]:
-    """Where datasets are looked for, in order (README.md, "Datasets")."""
+    """Where datasets are looked for, in order (docs/guides/own-data.md)."""
     roots = [data_dir or os.environ.get("HARNESS_DATA_DIR")]
     roots += [Path.home() / ".keras" / "datasets", "/usr/share/datasets"]
     return [Path(r).expanduser() for r in roots if r]
