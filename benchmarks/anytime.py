@@ -40,8 +40,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras, keras_tuner as kt, numpy as np
 from harness import load_spec
 from harness._data import load_dataset
-from harness._model import build_model, compile_model
-from harness._space import CategoricalDist, FloatDist, IntDist
+from harness._trial.model import build_model, compile_model
+from harness._spec.space import CategoricalDist, FloatDist, IntDist
 
 spec = load_spec(sys.argv[1]); log = open(sys.argv[2], "a"); t0 = float(sys.argv[3])
 data = load_dataset(spec.dataset, seed=spec.search.seed)

@@ -21,7 +21,7 @@ from typing import Any
 from long_search import write_spec
 
 from harness import load_spec, run_search
-from harness._recorder import LeaderboardRecorder
+from harness._search.recorder import LeaderboardRecorder
 
 FIRST = 30
 

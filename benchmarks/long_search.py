@@ -32,8 +32,8 @@ from typing import Any
 import yaml
 
 from harness import load_spec, run_search
-from harness._recorder import LeaderboardRecorder, SearchProgress
-from harness._searcher import HarnessSearch
+from harness._search.recorder import LeaderboardRecorder, SearchProgress
+from harness._search.searcher import HarnessSearch
 
 SPEC = {
     "study": "long",

@@ -25,8 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 from harness import load_spec
 from harness._data import load_dataset
-from harness._model import build_model, compile_model
-from harness._space import first_config
+from harness._trial.model import build_model, compile_model
+from harness._spec.space import first_config
 spec = load_spec(sys.argv[1])
 data = load_dataset(spec.dataset, seed=spec.search.seed)
 config = {**first_config(spec.space), "precision": sys.argv[4]}

@@ -25,10 +25,10 @@ from typing import Any
 from leaderboard_scale import fake_record
 
 from harness import TrialStatus
-from harness._models import stored_path
-from harness._record import REPORT_KEY, EpochRecord, EpochReport, FinalReport, Provenance
-from harness._recorder import LeaderboardRecorder, SearchProgress
-from harness._trial import TrialContext
+from harness._results.models import stored_path
+from harness._results.record import REPORT_KEY, EpochRecord, EpochReport, FinalReport, Provenance
+from harness._search.recorder import LeaderboardRecorder, SearchProgress
+from harness._trial.runner import TrialContext
 
 PROVENANCE = Provenance(backend="tensorflow", backend_version="2.21.0", keras_version="3.15.1",
                         harness_version="0.2.0", device="cpu", node="node", gpu_ids="")  # fmt: skip

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from harness._record import (
+from harness._results.record import (
     REPORT_KEY,
     EpochRecord,
     EpochReport,
@@ -28,9 +28,9 @@ from harness._record import (
     TrialRecord,
     TrialStatus,
 )
-from harness._search import _define_by_run
-from harness._searcher import HarnessSearch, make_sampler, optuna_storage
-from harness._spec import load_spec
+from harness._search.search import _define_by_run
+from harness._search.searcher import HarnessSearch, make_sampler, optuna_storage
+from harness._spec.spec import load_spec
 from harness._storage import Location
 
 PROVENANCE = Provenance(backend="tensorflow", backend_version="2", keras_version="3", harness_version="0",

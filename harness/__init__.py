@@ -13,17 +13,17 @@ imports them when it runs.
 
 from __future__ import annotations
 
-from harness._bench import run_suite
-from harness._curves import load_curves
 from harness._data import Data
-from harness._dry_run import DryRun, dry_run
 from harness._errors import ArgumentError, DataError, HarnessError, InternalError, SpecError, TrialFailed
-from harness._evaluate import Evaluation, evaluate_trial
-from harness._export import ExportError, export_trial, predict_images, select_trial
-from harness._query import load_leaderboard, pareto_front, sort_leaderboard
-from harness._record import EpochRecord, ErrorKind, Provenance, StopReason, TrialRecord, TrialStatus
-from harness._search import run_search
-from harness._spec import SearchSpec, load_spec
+from harness._reports.bench import run_suite
+from harness._reports.evaluate import Evaluation, evaluate_trial
+from harness._reports.export import ExportError, export_trial, predict_images, select_trial
+from harness._results.curves import load_curves
+from harness._results.query import load_leaderboard, pareto_front, sort_leaderboard
+from harness._results.record import EpochRecord, ErrorKind, Provenance, StopReason, TrialRecord, TrialStatus
+from harness._search.dry_run import DryRun, dry_run
+from harness._search.search import run_search
+from harness._spec.spec import SearchSpec, load_spec
 from harness._study import Study, load_study, search
 from harness._version import RESULTS_FORMAT, __version__
 

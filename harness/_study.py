@@ -17,13 +17,13 @@ import pandas as pd
 from harness._data import Data
 from harness._errors import ArgumentError, HarnessError
 from harness._names import check_name
-from harness._query import load_leaderboard, pareto_front, parse_objectives
-from harness._record import TrialRecord, TrialStatus
-from harness._spec import SearchSpec, load_spec
+from harness._results.query import load_leaderboard, pareto_front, parse_objectives
+from harness._results.record import TrialRecord, TrialStatus
+from harness._spec.spec import SearchSpec, load_spec
 from harness._storage import Location, Results
 
 if TYPE_CHECKING:
-    from harness._evaluate import Evaluation
+    from harness._reports.evaluate import Evaluation
 
 
 @dataclass(frozen=True)
@@ -91,13 +91,13 @@ class Study:
 
     def curves(self) -> pd.DataFrame:
         """Every recorded epoch of the study's trials (`load_curves`)."""
-        from harness._curves import load_curves
+        from harness._results.curves import load_curves
 
         return load_curves(self.results_dir, self.name)
 
     def load_model(self, trial: str | TrialRecord | None = None) -> Any:
         """A trial's kept Keras model (the best trial's by default)."""
-        from harness._export import load_trial_model
+        from harness._reports.export import load_trial_model
 
         return load_trial_model(self._row(trial))
 
@@ -111,7 +111,7 @@ class Study:
         data_dir: str | Path | None = None,
     ) -> dict[str, Any]:
         """`export_trial` for a trial of this study (the best by default); returns its model card."""
-        from harness._export import export_trial
+        from harness._reports.export import export_trial
 
         row = self._row(trial)
         return export_trial(row, out, results_dir=self.results_dir, formats=formats, data_dir=data_dir,
@@ -121,7 +121,7 @@ class Study:
         self, trial: str | TrialRecord | None = None, *, data_dir: str | Path | None = None
     ) -> Evaluation:
         """A trial's test-set evaluation (the best trial's by default): per class, confusion."""
-        from harness._evaluate import evaluate_trial
+        from harness._reports.evaluate import evaluate_trial
 
         return evaluate_trial(
             self._row(trial), results_dir=self.results_dir, data_dir=data_dir, data=self.data
@@ -129,7 +129,7 @@ class Study:
 
     def report(self, out: str | Path | None = None, *, data_dir: str | Path | None = None) -> str:
         """Write the study's HTML report (`harness report`); return where."""
-        from harness._report import build_report
+        from harness._reports.report import build_report
 
         return build_report(self.results_dir, study=self.name, out=out, data_dir=data_dir, data=self.data)
 
@@ -195,7 +195,7 @@ def search(
     """
     overrides = {"search.trials": trials, "search.time_budget_s": time_budget_s}
     built = _spec(spec, data).with_overrides(**overrides)
-    from harness._search import run_search
+    from harness._search.search import run_search
 
     run_search(built, results_dir=results, resume=resume, data=data, **options)
     return Study.load(results, study=built.study, data=data)

@@ -30,16 +30,16 @@ from harness import (
     sort_leaderboard,
 )
 from harness import dry_run as run_dry
-from harness._bench import load_suite, markdown
-from harness._check import check_results
 from harness._data import locate, search_roots
-from harness._evaluate import confusion_png
-from harness._leaderboard import compact as compact_study
-from harness._leaderboard import studies
-from harness._progress import leaderboard_table
-from harness._query import parse_objectives, within_params
-from harness._report import build_report
-from harness._spec import DATASETS
+from harness._reports.bench import load_suite, markdown
+from harness._reports.evaluate import confusion_png
+from harness._reports.report import build_report
+from harness._results.check import check_results
+from harness._results.leaderboard import compact as compact_study
+from harness._results.leaderboard import studies
+from harness._results.query import parse_objectives, within_params
+from harness._search.progress import leaderboard_table
+from harness._spec.spec import DATASETS
 from harness._storage import Location
 
 app = typer.Typer(
@@ -364,7 +364,7 @@ def dashboard(
 ) -> None:
     """Serve optuna-dashboard over the results' Optuna studies (one per run; live during a search)."""
 
-    from harness._searcher import optuna_storage
+    from harness._search.searcher import optuna_storage
 
     if not Location.of(results).is_dir():
         raise HarnessError(f"No results under {results}; run `harness search` first.")

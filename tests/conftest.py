@@ -54,7 +54,7 @@ needs_jax = needs("jax", extra="jax")
 def strict_searches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every search a test runs is strict (`run_search(strict=True)` by default here): a defect
     inside harness fails the test, not just a row. CLI runs read HARNESS_STRICT (`--strict`)."""
-    from harness._search import run_search
+    from harness._search.search import run_search
 
     monkeypatch.setitem(run_search.__kwdefaults__, "strict", True)
 
@@ -64,7 +64,7 @@ def fake_gpus_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     """Take Ray's fake GPUs (`fake_gpu_ray`) as real for one test of packing: the search skips its
     probe for a CUDA device and trains on the CPU backend."""
     from harness import _search
-    from harness._devices import provisional_backend
+    from harness._trial.devices import provisional_backend
 
     monkeypatch.setattr(
         _search, "choose_backend", lambda requested, gpus, auto=False: provisional_backend(requested)

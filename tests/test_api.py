@@ -134,3 +134,34 @@ def test_no_import_cycles_anywhere_in_the_package():
 
     for name in modules:
         visit(name, [])
+
+
+STAGES = (
+    ("harness._errors", "harness._version", "harness._names", "harness._storage"),  # the ground
+    ("harness._spec",),  # what a search is
+    ("harness._data",),  # datasets
+    ("harness._results",),  # records, tables, queries, kept models
+    ("harness._trial",),  # the worker side
+    ("harness._search",),  # the driver side
+    ("harness._reports",),  # report, evaluation, export, benchmark suites
+    ("harness._study", "harness.results", "harness.cli", "harness.__main__", "harness"),  # the public API
+)
+"""The package's stages, in the order data flows through them: a module imports only its own
+stage and those before it (each subpackage's docstring says the same)."""
+
+
+def _stage(module: str) -> int:
+    matches = [(len(prefix), i) for i, prefixes in enumerate(STAGES) for prefix in prefixes
+               if module == prefix or module.startswith(prefix + ".")]  # fmt: skip
+    assert matches, f"{module} belongs to no stage: add it to STAGES"
+    return max(matches)[1]
+
+
+def test_imports_only_go_down_the_stages():
+    upward = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        upward += [f"{name} -> {dep}" for dep in sorted(_imports(path)) if _stage(dep) > _stage(name)]
+    assert not upward, "imports against the data flow:\n" + "\n".join(upward)
+    assert len(list(PACKAGE.glob("*.py"))) <= 10  # the rest lives in the stages' subpackages

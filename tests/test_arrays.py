@@ -13,7 +13,7 @@ from sklearn.datasets import load_digits
 
 from harness import ArgumentError, Data, DataError, ExportError, SpecError, load_leaderboard, load_spec
 from harness._data import describe, for_data, load_dataset
-from harness._spec import DatasetSpec
+from harness._spec.spec import DatasetSpec
 
 
 def digits_arrays() -> tuple[np.ndarray, np.ndarray]:

@@ -9,9 +9,9 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from harness._model import build_model  # noqa: E402
-from harness._space import first_config  # noqa: E402
-from harness._spec import load_spec  # noqa: E402
+from harness._spec.space import first_config  # noqa: E402
+from harness._spec.spec import load_spec  # noqa: E402
+from harness._trial.model import build_model  # noqa: E402
 
 BASELINES = Path(__file__).parent.parent / "search_spaces" / "baselines"
 TUTORIALS = {  # file: (input shape, classes, the tutorial's parameter count)

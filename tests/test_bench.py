@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from harness._bench import load_suite, run_suite
 from harness._errors import SpecError
+from harness._reports.bench import load_suite, run_suite
 
 BASELINE = {
     "study": "b", "dataset": {"name": "digits"},

@@ -7,8 +7,8 @@ import pytest
 import user_models
 
 from harness import SpecError, TrialFailed
-from harness._builder import CnnBuilder, FunctionBuilder, make_builder
-from harness._space import BUILD_ERROR, validate_space
+from harness._spec.space import BUILD_ERROR, validate_space
+from harness._trial.builder import CnnBuilder, FunctionBuilder, make_builder
 
 SHAPE, CLASSES = (8, 8, 1), 10
 

@@ -8,8 +8,8 @@ import pytest
 from conftest import run_cli
 
 from harness import EpochRecord, load_leaderboard, load_spec, run_search
-from harness._check import check_results
-from harness._curves import write_curves
+from harness._results.check import check_results
+from harness._results.curves import write_curves
 
 pytestmark = pytest.mark.slow
 

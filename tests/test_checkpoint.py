@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import keras
 import numpy as np
 
-from harness._checkpoint import Progress, ResumableEarlyStopping, load, save
 from harness._data import load_dataset
-from harness._model import build_model, compile_model
-from harness._record import EpochRecord
-from harness._spec import DatasetSpec
+from harness._results.record import EpochRecord
+from harness._spec.spec import DatasetSpec
+from harness._trial.checkpoint import Progress, ResumableEarlyStopping, load, save
+from harness._trial.model import build_model, compile_model
 
 
 def test_save_and_load_round_trip_continues_training(tmp_path):

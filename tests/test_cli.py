@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import make_record, run_cli
 
-from harness import _leaderboard as lb
+from harness._results import leaderboard as lb
 
 
 @pytest.mark.parametrize(

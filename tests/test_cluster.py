@@ -21,7 +21,7 @@ def test_a_local_search_s_ray_refuses_processes_without_the_user_s_token(tmp_pat
         import sys
         import ray
         from rich.console import Console
-        from harness._cluster import init_ray, token_path
+        from harness._search.cluster import init_ray, token_path
         init_ray(None, {}, Console(stderr=True))
         print(ray.get_runtime_context().gcs_address, oct(token_path().stat().st_mode & 0o777), flush=True)
         sys.stdin.read()  # hold Ray until the test is done
@@ -49,7 +49,7 @@ def test_a_local_search_s_ray_refuses_processes_without_the_user_s_token(tmp_pat
 def test_a_ray_the_caller_started_is_used_and_what_it_leaves_out_is_said(local_ray):
     from rich.console import Console
 
-    from harness._cluster import init_ray
+    from harness._search.cluster import init_ray
 
     console = Console(record=True, width=400)
     nodes = init_ray(

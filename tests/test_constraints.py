@@ -7,8 +7,8 @@ from conftest import make_record, optuna_study
 from optuna.trial import TrialState
 
 from harness import load_leaderboard, load_spec, run_search
-from harness._constraints import feasible, violations
-from harness._spec import Bound
+from harness._results.constraints import feasible, violations
+from harness._spec.spec import Bound
 
 
 def test_violations_are_relative_excesses_and_unknown_values_are_left_out():

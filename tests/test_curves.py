@@ -7,7 +7,7 @@ import pytest
 from conftest import SMALL_SPACE
 
 from harness import EpochRecord, load_curves, load_leaderboard, load_spec, run_search
-from harness._curves import CURVES, run_started, write_curves
+from harness._results.curves import CURVES, run_started, write_curves
 
 pytestmark = pytest.mark.slow
 

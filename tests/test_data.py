@@ -29,7 +29,7 @@ from harness._data import (
     search_roots,
 )
 from harness._errors import DataError
-from harness._spec import DATASETS, DatasetSpec
+from harness._spec.spec import DATASETS, DatasetSpec
 
 DIGITS = [str(i) for i in range(10)]
 DIGITS_TOTAL = 1797  # scikit-learn's load_digits

@@ -8,7 +8,7 @@ import pytest
 from conftest import needs_jax, run_cli
 
 from harness import ArgumentError, HarnessError, load_spec, run_search
-from harness import _devices as devices
+from harness._trial import devices as devices
 
 
 @pytest.mark.parametrize(
@@ -80,10 +80,10 @@ def test_a_trial_s_first_run_caps_its_backend_at_its_share_of_the_card_inside_a_
         import sys
         from types import ModuleType, SimpleNamespace
 
-        from harness import _trial
+        from harness._trial import worker
 
         share = ray.get_runtime_context().get_assigned_resources()["GPU"]
-        os.environ.update(_trial.worker_env(backend, 1, share))
+        os.environ.update(worker.worker_env(backend, 1, share))
         visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d]
         told: list[tuple[object, ...]] = []
         sys.modules["pynvml"] = nvml = ModuleType("pynvml")  # the `gpu` extra's NVML binding
@@ -106,7 +106,7 @@ def test_a_trial_s_first_run_caps_its_backend_at_its_share_of_the_card_inside_a_
                 device_count=lambda: len(visible), is_available=lambda: bool(visible),
                 set_per_process_memory_fraction=lambda part, index: told.append(("fraction", index, part)),
             )  # fmt: skip
-        _trial.configure_worker(1, share)
+        worker.configure_worker(1, share)
         seen: dict[str, object] = {"share": share, "visible": visible, "told": told, "env": dict(os.environ)}
         if backend == "jax" and importlib.util.find_spec("jaxlib"):
             from jaxlib import xla_client  # what JAX hands its CUDA plugin when its GPU backend starts

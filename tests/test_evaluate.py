@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import classification_report, confusion_matrix
 
-from harness._evaluate import confusion_png, evaluate_predictions, per_class_table
+from harness._reports.evaluate import confusion_png, evaluate_predictions, per_class_table
 
 NAMES = ["cat", "dog", "bird"]
 Y_TRUE = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 2])

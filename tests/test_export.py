@@ -15,10 +15,10 @@ from PIL import Image
 
 from harness import ArgumentError
 from harness._data import load_dataset
-from harness._export import ExportError, export_trial, predict_images, select_trial
-from harness._query import load_leaderboard
-from harness._search import run_search
-from harness._spec import load_spec
+from harness._reports.export import ExportError, export_trial, predict_images, select_trial
+from harness._results.query import load_leaderboard
+from harness._search.search import run_search
+from harness._spec.spec import load_spec
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +128,7 @@ def test_predict_classifies_real_test_images_like_the_model(results, tmp_path):
 
 
 def load_spec_from(results: Path):
-    from harness._spec import load_saved_spec
+    from harness._spec.spec import load_saved_spec
 
     return load_saved_spec(results, select_trial(results, study="exp")["spec_hash"])
 

@@ -17,7 +17,7 @@ import pytest
 from conftest import run_cli
 
 from harness import load_curves, load_leaderboard
-from harness._search import BUDGET_WIND_DOWN_S
+from harness._search.search import BUDGET_WIND_DOWN_S
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import ray.tune.stopper.timeout as tune_budget
-import harness._recorder as recorder
+import harness._search.recorder as recorder
 
 trigger, jump = Path(sys.argv[1]), float(sys.argv[2])
 ahead = lambda: jump if trigger.exists() else 0.0
@@ -199,7 +199,7 @@ def test_a_driver_killed_after_trials_its_snapshot_missed_resumes_to_exactly_the
 
 PAUSED_COMPACTION = """
 import os, sys, time
-from harness._leaderboard import compact
+from harness._results.leaderboard import compact
 from harness._storage import Location
 
 results, folder, at = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -246,9 +246,9 @@ def test_compaction_killed_at_any_point_loses_and_duplicates_no_row(tmp_path):
     while rows keep arriving (a trial rewritten between kills: its newest row and curves win)."""
     from conftest import make_record
 
-    from harness._curves import write_curves
-    from harness._leaderboard import compact, row_files, write_row
-    from harness._record import EpochRecord
+    from harness._results.curves import write_curves
+    from harness._results.leaderboard import compact, row_files, write_row
+    from harness._results.record import EpochRecord
 
     def write(i: int, acc: float) -> None:
         trial = f"t{i:03d}"

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from conftest import make_record, run_cli
 
-from harness._leaderboard import write_row
-from harness._tables import FORMAT_FILE
+from harness._results.leaderboard import write_row
+from harness._results.tables import FORMAT_FILE
 
 CASES = {
     "search: missing spec": ["search", "{d}/missing.yaml", "--results", "{d}/r"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from harness._hp import HyperParameterError, default_hp, replaying_hp, sampling_hp
+from harness._spec.hp import HyperParameterError, default_hp, replaying_hp, sampling_hp
 
 
 def declare(hp):

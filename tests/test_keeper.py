@@ -9,9 +9,9 @@ import pytest
 from conftest import make_record
 
 from harness import load_leaderboard
-from harness._keeper import ModelKeeper
-from harness._leaderboard import compact, write_row
-from harness._models import stored_path
+from harness._results.keeper import ModelKeeper
+from harness._results.leaderboard import compact, write_row
+from harness._results.models import stored_path
 
 
 def recorded(tmp_path: Path, trial: str, acc: float, **extra) -> object:

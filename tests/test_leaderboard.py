@@ -12,8 +12,8 @@ import pytest
 from conftest import make_record
 
 from harness import RESULTS_FORMAT, HarnessError, TrialRecord, load_leaderboard
-from harness import _leaderboard as lb
-from harness import _tables as tables
+from harness._results import leaderboard as lb
+from harness._results import tables
 from harness._storage import Location
 
 

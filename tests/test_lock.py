@@ -46,7 +46,7 @@ def test_a_second_search_is_refused_and_a_killed_search_s_lock_is_taken_over(tmp
 CONTENDER = """
 import sys
 from rich.console import Console
-from harness._lock import study_lock
+from harness._search.lock import study_lock
 from harness._storage import Location
 from harness._errors import HarnessError
 for line in sys.stdin:  # one round per line: try to take the lock, hold it until the next line

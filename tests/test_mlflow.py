@@ -9,7 +9,7 @@ import pytest
 from conftest import SMALL_SPACE, run_cli
 
 from harness import load_curves, load_leaderboard
-from harness._mlflow import TRIAL_TAG, MlflowLogger
+from harness._search.mlflow import TRIAL_TAG, MlflowLogger
 
 mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install -e .[mlflow])")
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""harness._model: real Keras models (TensorFlow backend unless KERAS_BACKEND says otherwise)."""
+"""harness._trial.model: real Keras models (TensorFlow backend unless KERAS_BACKEND says otherwise)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from harness._errors import TrialFailed  # noqa: E402
-from harness._model import build_model, compile_model, make_optimizer  # noqa: E402
+from harness._trial.model import build_model, compile_model, make_optimizer  # noqa: E402
 
 # The Keras/TensorFlow Fashion-MNIST tutorial CNN.
 TUTORIAL = {
@@ -185,7 +185,7 @@ RECIPES = {
 
 @pytest.mark.parametrize("recipe", RECIPES.values(), ids=RECIPES.keys())
 def test_each_training_recipe_trains_an_epoch_on_digits_saves_and_reloads(recipe, digits, tmp_path):
-    from harness._model import training_callbacks
+    from harness._trial.model import training_callbacks
 
     x, y = digits
     keras.utils.set_random_seed(0)  # above chance after two epochs, every time
@@ -206,7 +206,7 @@ def test_each_training_recipe_trains_an_epoch_on_digits_saves_and_reloads(recipe
 
 
 def test_schedules_follow_their_shape():
-    from harness._model import OneCycle, learning_rate
+    from harness._trial.model import OneCycle, learning_rate
 
     def at(schedule, step):
         return float(keras.ops.convert_to_numpy(schedule(step)))
@@ -224,7 +224,7 @@ def test_schedules_follow_their_shape():
 
 
 def test_smoothed_sparse_crossentropy_equals_keras_categorical_smoothing():
-    from harness._model import SmoothedSparseCrossentropy
+    from harness._trial.model import SmoothedSparseCrossentropy
 
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(5), size=8).astype("float32")
@@ -235,7 +235,7 @@ def test_smoothed_sparse_crossentropy_equals_keras_categorical_smoothing():
 
 
 def test_shift_crops_each_image_at_its_own_offset():
-    from harness._model import RandomShift
+    from harness._trial.model import RandomShift
 
     images = np.tile(np.arange(16, dtype="float32").reshape(1, 4, 4, 1), (64, 1, 1, 1))
     shifted = np.asarray(RandomShift(0.25, seed=1)(images, training=True))

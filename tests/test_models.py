@@ -10,11 +10,11 @@ from conftest import make_record
 from rich.console import Console
 
 from harness import load_leaderboard
-from harness._check import check_results
-from harness._keeper import ModelKeeper
-from harness._leaderboard import write_row
-from harness._models import model_file, orphaned_models, stored_path
-from harness._search import _sweep
+from harness._results.check import check_results
+from harness._results.keeper import ModelKeeper
+from harness._results.leaderboard import write_row
+from harness._results.models import model_file, orphaned_models, stored_path
+from harness._search.search import _sweep
 from harness._storage import Location
 
 

@@ -6,8 +6,8 @@ import pytest
 from conftest import make_record, run_cli
 
 from harness import ArgumentError, load_curves, load_leaderboard, select_trial
-from harness._leaderboard import compact, write_row
-from harness._report import build_report
+from harness._reports.report import build_report
+from harness._results.leaderboard import compact, write_row
 from harness._storage import Location
 
 HOSTILE = ["../../elsewhere", "/etc", "a/b", "..", "", ".hidden", "x" * 101]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness import load_spec
-from harness._points import distributions, point_params, probe_point, row_point
-from harness._space import validate_space
+from harness._spec.points import distributions, point_params, probe_point, row_point
+from harness._spec.space import validate_space
 
 SPACE = validate_space({
     "conv_blocks": {"type": "int", "low": 1, "high": 3},

@@ -9,7 +9,7 @@ import pandas as pd
 from conftest import make_record
 from rich.console import Console
 
-from harness._progress import LiveProgress, leaderboard_table
+from harness._search.progress import LiveProgress, leaderboard_table
 
 
 def render(table) -> str:

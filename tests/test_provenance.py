@@ -5,7 +5,7 @@ from __future__ import annotations
 import ray
 
 from harness import __version__
-from harness._provenance import device_name, provenance
+from harness._results.provenance import device_name, provenance
 
 
 def test_provenance_in_a_ray_worker_names_backend_device_and_node(local_ray):

@@ -7,8 +7,8 @@ import pytest
 from conftest import make_record
 
 from harness import ArgumentError, load_leaderboard, pareto_front, sort_leaderboard
-from harness import _leaderboard as lb
-from harness._query import parse_objectives
+from harness._results import leaderboard as lb
+from harness._results.query import parse_objectives
 
 
 def test_pareto_front_on_a_known_frame():
@@ -59,7 +59,7 @@ def test_sort_leaderboard_directions_and_errors():
 
 
 def test_pareto_ranks_peel_fronts():
-    from harness._query import pareto_ranks
+    from harness._results.query import pareto_ranks
 
     frame = pd.DataFrame({"a": [0.9, 0.8, 0.95, 0.7, None, 0.85], "p": [100, 50, 200, 60, 10, 150]})
     ranks = pareto_ranks(frame, {"a": "max", "p": "min"}).tolist()
@@ -84,7 +84,7 @@ def test_a_multi_objective_study_ranks_by_pareto_rank_then_its_first_objective(t
 
 def test_within_params_answers_the_best_model_under_a_budget(tmp_path):
     from harness import select_trial
-    from harness._query import within_params
+    from harness._results.query import within_params
 
     lb.write_row(tmp_path, make_record(trial_id="big", acc=0.99, params=900_000))
     lb.write_row(tmp_path, make_record(trial_id="small", acc=0.90, params=90_000))

@@ -9,8 +9,8 @@ import pytest
 from conftest import make_record
 
 from harness import ErrorKind, StopReason, TrialRecord, TrialStatus
-from harness._leaderboard import SCHEMA
-from harness._record import ROW_FIELDS, USER_HYPERPARAMETERS, steady_epoch_s
+from harness._results.leaderboard import SCHEMA
+from harness._results.record import ROW_FIELDS, USER_HYPERPARAMETERS, steady_epoch_s
 
 
 def test_unknown_field_or_hyperparameter_is_an_error():

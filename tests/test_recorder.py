@@ -13,20 +13,12 @@ from conftest import make_record
 from rich.console import Console
 
 from harness import InternalError, load_leaderboard
-from harness._record import (
-    REPORT_KEY,
-    Direction,
-    EpochRecord,
-    EpochReport,
-    ErrorKind,
-    FinalReport,
-    Provenance,
-)
-from harness._recorder import ERRORS_DIR, LeaderboardRecorder, SearchProgress
-from harness._search import _report_end
-from harness._spec import Objective, SearchSpec
+from harness._results.record import REPORT_KEY, EpochRecord, EpochReport, ErrorKind, FinalReport, Provenance
+from harness._search.recorder import ERRORS_DIR, LeaderboardRecorder, SearchProgress
+from harness._search.search import _report_end
+from harness._spec.spec import Direction, Objective, SearchSpec
 from harness._storage import Location
-from harness._trial import TrialContext
+from harness._trial.runner import TrialContext
 
 PROVENANCE = Provenance(backend="tensorflow", backend_version="2", keras_version="3", harness_version="0",
                         device="cpu", node="n1", gpu_ids="")  # fmt: skip

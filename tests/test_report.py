@@ -13,7 +13,7 @@ from conftest import SMALL_SPACE, run_cli
 from PIL import Image
 
 from harness import load_leaderboard, load_spec, run_search
-from harness._report import SECTIONS, _baselines
+from harness._reports.report import SECTIONS, _baselines
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,9 @@ import pytest
 
 from harness._data import load_dataset
 from harness._errors import StopRequested
-from harness._model import build_model, compile_model
-from harness._reporter import ReportCallback, validate_mid_epoch
-from harness._spec import DatasetSpec
+from harness._spec.spec import DatasetSpec
+from harness._trial.model import build_model, compile_model
+from harness._trial.reporter import ReportCallback, validate_mid_epoch
 
 
 def fit(stop_after_batches: int | None = None, epochs: int = 2) -> list[tuple]:

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from harness import ArgumentError, SearchSpec
-from harness._resources import place, trial_cpus, trial_gpus, trial_resources
+from harness._search.resources import place, trial_resources
+from harness._trial.worker import trial_cpus, trial_gpus
 
 
 def spec(resources: dict | None = None, **search) -> SearchSpec:
@@ -63,8 +64,8 @@ def test_auto_on_a_real_eight_cpu_ray_cluster():
     code = """
 import json, ray
 from harness import SearchSpec
-from harness._resources import place
-from harness._cluster import init_ray
+from harness._search.resources import place
+from harness._search.cluster import init_ray
 from rich.console import Console
 ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
 out = {}
@@ -127,7 +128,7 @@ def test_auto_gpus_across_nodes_give_each_trial_a_share_of_one_card():
 
 def test_workers_are_shared_within_a_block_of_trial_numbers_and_retired_after_it():
     """Ray reuses a worker only for equal requests; TensorFlow leaks per model, so blocks differ."""
-    from harness._resources import WORKER_GENERATION
+    from harness._search.resources import WORKER_GENERATION
 
     placement = place(spec(max_concurrent=2), [{"CPU": 2.0}])
     numbers = (0, WORKER_GENERATION - 1)
@@ -142,10 +143,10 @@ def test_a_search_retires_its_workers_after_each_block_of_trial_numbers(
     tmp_path, local_ray, write_spec, monkeypatch
 ):
     """TensorFlow's fit leaks per new model, so no worker may serve a long search to its end."""
-    import harness._resources
+    import harness._search.resources
     from harness import load_spec, run_search
 
-    monkeypatch.setattr(harness._resources, "WORKER_GENERATION", 2)  # read on the driver, per trial
+    monkeypatch.setattr(harness._search.resources, "WORKER_GENERATION", 2)  # read on the driver, per trial
     path = write_spec(search={"trials": 4, "max_epochs": 1, "seed": 0, "max_concurrent": 1,
                               "scheduler": {"name": "none"}})  # fmt: skip
     frame = run_search(load_spec(path), results_dir=tmp_path)

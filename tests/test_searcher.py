@@ -10,7 +10,7 @@ from conftest import SMALL_SPACE, optuna_study
 from optuna.trial import TrialState
 
 from harness import HarnessError, load_leaderboard, load_spec, pareto_front, run_search
-from harness._searcher import make_sampler
+from harness._search.searcher import make_sampler
 
 STATES = {"completed": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
 

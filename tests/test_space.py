@@ -1,4 +1,4 @@
-"""harness._space: define-by-run sampling with a real Optuna study, and the vocabulary."""
+"""harness._spec.space: define-by-run sampling with a real Optuna study, and the vocabulary."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import optuna
 import pytest
 
-from harness._space import (
+from harness._spec.space import (
     MAX_BLOCKS,
     MAX_DENSE,
     PARAMETERS,

@@ -1,4 +1,4 @@
-"""harness._spec: YAML search spaces loaded from real files, validated into SearchSpec."""
+"""harness._spec.spec: YAML search spaces loaded from real files, validated into SearchSpec."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from harness._errors import ArgumentError, SpecError
-from harness._space import CategoricalDist, FloatDist, IntDist
-from harness._spec import SearchSpec, load_spec
+from harness._spec.space import CategoricalDist, FloatDist, IntDist
+from harness._spec.spec import SearchSpec, load_spec
 
 # The original contract's example spec ("Search space YAML"), verbatim.
 DESIGN_EXAMPLE = """\
@@ -542,7 +542,7 @@ def test_a_start_point_outside_the_space_exits_2_before_anything_runs(tmp_path, 
 
 
 def spec_of(**extra: Any) -> SearchSpec:
-    from harness._spec import _validate
+    from harness._spec.spec import _validate
 
     return _validate({"study": "s", "dataset": {"name": "digits"}, **extra}, "s.yaml")
 

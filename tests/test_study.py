@@ -8,8 +8,8 @@ import pytest
 from conftest import make_record
 
 from harness import ArgumentError, HarnessError, Study, TrialRecord, load_leaderboard, load_study
-from harness import _leaderboard as lb
-from harness._keeper import ModelKeeper
+from harness._results import leaderboard as lb
+from harness._results.keeper import ModelKeeper
 
 
 def put(results, *records: TrialRecord) -> None:

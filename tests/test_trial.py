@@ -16,10 +16,10 @@ import pytest
 
 from harness import ErrorKind, TrialFailed, TrialStatus
 from harness._data import load_dataset
-from harness._record import REPORT_KEY, EpochReport, FinalReport
-from harness._spec import DatasetSpec, Objective
-from harness._trial import TrialContext, TrialRunner, classify, selected_epoch, trial_seed
-from harness._worker import jax_cache_dir, worker_env
+from harness._results.record import REPORT_KEY, EpochReport, FinalReport
+from harness._spec.spec import DatasetSpec, Objective
+from harness._trial.runner import TrialContext, TrialRunner, classify, selected_epoch, trial_seed
+from harness._trial.worker import jax_cache_dir, worker_env
 
 
 def stopper_after(values: list[float], **kwargs) -> keras.callbacks.EarlyStopping:
@@ -170,7 +170,7 @@ def test_a_defect_in_harness_code_is_an_internal_failure_with_traceback(context,
     assert channel.payloads == [report]  # sent, alone
     record = report.record
     assert record.status is TrialStatus.FAILED and record.error_kind is ErrorKind.INTERNAL
-    assert "ValueError" in record.error and "harness/_model.py" in report.traceback
+    assert "ValueError" in record.error and "harness/_trial/model.py" in report.traceback
     assert record.finished_at is not None and record.total_time_s > 0 and record.backend == "tensorflow"
 
 

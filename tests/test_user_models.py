@@ -12,7 +12,7 @@ from conftest import run_cli
 
 import harness
 from harness._data import load_raw
-from harness._spec import DatasetSpec
+from harness._spec.spec import DatasetSpec
 
 pytestmark = pytest.mark.slow
 

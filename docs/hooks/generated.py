@@ -2,7 +2,7 @@
 
 A page holds a marker (`<!-- generated: spec -->`, `vocabulary`, `cli`) and this hook
 replaces it, at build time, with a table made from the Pydantic spec models, the space
-vocabulary (`harness._space.PARAMETERS`) or the Typer app.
+vocabulary (`harness._spec.space.PARAMETERS`) or the Typer app.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from harness import SearchSpec
-from harness._space import PARAMETERS
-from harness._spec import Bound, Objective
+from harness._spec.space import PARAMETERS
+from harness._spec.spec import Bound, Objective
 from harness.cli import app
 
 

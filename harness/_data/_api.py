@@ -8,7 +8,7 @@ from harness._data._registry import DatasetSource, Description, search_roots, so
 from harness._data._split import Dataset, RawData, split_validation
 from harness._data.arrays import Data, InMemory
 from harness._errors import ArgumentError, DataError
-from harness._spec import DatasetSpec, SearchSpec
+from harness._spec.spec import DatasetSpec, SearchSpec
 
 
 def load_dataset(

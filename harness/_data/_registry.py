@@ -1,6 +1,6 @@
 """One `DatasetSource` per dataset name, registered in `SOURCES`: the only dispatch on the name.
 
-Adding a dataset is adding one registered class (and its name to `harness._spec.DatasetName`).
+Adding a dataset is adding one registered class (and its name to `harness._spec.spec.DatasetName`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 from harness._data._split import Images, RawData, select_classes
 from harness._errors import DataError
-from harness._spec import DatasetSpec
+from harness._spec.spec import DatasetSpec
 
 Shape = tuple[int, int, int]
 Description = tuple[str, Shape, list[str]]  # where, input shape, class names

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from harness._errors import DataError
-from harness._spec import DatasetSpec
+from harness._spec.spec import DatasetSpec
 
 Images = npt.NDArray[np.uint8]
 Labels = npt.NDArray[np.int64]

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from harness._data._registry import DatasetSource, Description, PathSource, register
 from harness._data._split import Images, Labels, RawData, carve_test, select
 from harness._errors import ArgumentError, DataError
-from harness._spec import DatasetSpec
+from harness._spec.spec import DatasetSpec
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test", "class_names")
 """An `.npz` file's arrays, named as `keras.datasets` names them; the last three are optional."""

@@ -11,7 +11,7 @@ from harness._data._registry import ArraySource, find_first, register
 from harness._data._split import Images, Labels, RawData, select
 from harness._data.image_folder import read_tree
 from harness._errors import DataError
-from harness._spec import DatasetSpec
+from harness._spec.spec import DatasetSpec
 
 CIFAR10_CLASSES = [
     "airplane", "automobile", "bird", "cat", "deer",

@@ -8,7 +8,7 @@ import numpy as np
 
 from harness._data._registry import ArraySource, register
 from harness._data._split import RawData, select
-from harness._spec import DatasetSpec
+from harness._spec.spec import DatasetSpec
 
 DIGIT_CLASSES = [str(i) for i in range(10)]
 

@@ -14,7 +14,7 @@ from harness._data._registry import ArraySource, find_first, register
 from harness._data._split import RawData, select
 from harness._data.digits import DIGIT_CLASSES
 from harness._errors import DataError
-from harness._spec import DatasetSpec
+from harness._spec.spec import DatasetSpec
 
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",

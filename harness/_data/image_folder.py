@@ -26,7 +26,7 @@ from harness._data._images import (
 from harness._data._registry import Description, PathSource, register
 from harness._data._split import TEST_SPLIT, Labels, RawData, select_classes, test_indices, training_subset
 from harness._errors import DataError
-from harness._spec import DatasetSpec
+from harness._spec.spec import DatasetSpec
 
 ClassCheck = Callable[[Path, list[str]], None]  # raises DataError for unexpected class folders
 
