@@ -8,6 +8,7 @@ import inspect
 import re
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import harness
@@ -165,3 +166,11 @@ def test_imports_only_go_down_the_stages():
         upward += [f"{name} -> {dep}" for dep in sorted(_imports(path)) if _stage(dep) > _stage(name)]
     assert not upward, "imports against the data flow:\n" + "\n".join(upward)
     assert len(list(PACKAGE.glob("*.py"))) <= 10  # the rest lives in the stages' subpackages
+
+
+def test_every_leaderboard_and_curve_column_is_described_in_the_results_reference():
+    from harness._results.record import ROW_FIELDS, USER_HYPERPARAMETERS, EpochRecord
+
+    page = (PACKAGE.parent / "docs" / "reference" / "results.md").read_text()
+    columns = {*ROW_FIELDS, USER_HYPERPARAMETERS, "hp_<name>", *(f.name for f in fields(EpochRecord))}
+    assert not {c for c in columns if f"`{c}`" not in page}, "columns missing from docs/reference/results.md"
