@@ -107,7 +107,6 @@ VARIANTS: dict[str, dict[str, object]] = {
     "harness-compared": {"search.scheduler.compare_with_start_points": True},
     "harness-paced": {"search.first_report_s": 60.0},
     "harness-both": {"search.scheduler.compare_with_start_points": True, "search.first_report_s": 60.0},
-    "harness-epochs": {"search.scheduler.compare_with_start_points": "epochs", "search.first_report_s": 60.0},
 }
 """harness with one setting changed, by tool name."""
 

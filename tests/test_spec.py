@@ -641,8 +641,6 @@ def test_a_spec_that_leaves_first_epoch_rungs_out_keeps_its_hash():
 def test_start_points_are_compared_at_asha_s_rungs_only_when_asked_and_only_by_asha():
     assert not spec_of().search.scheduler.seeded  # the default, until measured
     assert spec_of(search={"scheduler": {"compare_with_start_points": True}}).search.scheduler.seeded
-    epochs = spec_of(search={"scheduler": {"compare_with_start_points": "epochs"}}).search.scheduler
-    assert epochs.seeded and not epochs.start_points_report_slices  # compared at whole epochs only
     with pytest.raises(SpecError, match="compare_with_start_points: only the asha scheduler records"):
         spec_of(search={"scheduler": {"name": "hyperband", "compare_with_start_points": True}})
     unset = spec_of(search={"scheduler": {"compare_with_start_points": None}})

@@ -255,7 +255,7 @@ def _context(
         deadline=None if spec.search.time_budget_s is None else time.time() + spec.search.time_budget_s,
         units_per_epoch=spec.search.scheduler.units_per_epoch,
         first_epoch_fractions=spec.search.scheduler.first_epoch_fractions(),
-        start_points_compared=spec.search.scheduler.start_points_report_slices,
+        start_points_compared=spec.search.scheduler.seeded,
         first_report_limit_s=spec.search.first_report_limit_s,
         builder=builder,
     )

@@ -209,10 +209,8 @@ class Scheduler(_Strict):
     )  # fmt: skip
     # ASHA only: start points (and the probe) report at its rungs without being stopped, so the
     # first sampled trials are compared with them instead of passing every rung unopposed
-    compare_with_start_points: bool | Literal["epochs"] | None = Field(
-        None,
-        description="ASHA: start points and the probe report at its rungs, never stopped: at every rung "
-        "(true), or at whole epochs only (`epochs`); null or false: they are not compared.",
+    compare_with_start_points: bool | None = Field(
+        None, description="ASHA: start points and the probe report at its rungs, never stopped (opt-in)."
     )
 
     @model_validator(mode="after")
@@ -228,11 +226,6 @@ class Scheduler(_Strict):
     def seeded(self) -> bool:
         """Whether start points' reports count at ASHA's rungs."""
         return bool(self.compare_with_start_points) and self.name == "asha"
-
-    @property
-    def start_points_report_slices(self) -> bool:
-        """Whether start points also report inside their first epoch, to be compared there."""
-        return self.seeded and self.compare_with_start_points is True
 
     @model_validator(mode="after")
     def _rungs_apply(self) -> Scheduler:

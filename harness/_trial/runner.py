@@ -260,7 +260,7 @@ class TrialRunner:
         """Batch counts of the first epoch after which to report, and their fractions.
 
         Only a fresh attempt reports inside its first epoch (a resumed one has finished it), and
-        a start point only where ASHA records it at those rungs (`compare_with_start_points: true`).
+        a start point only where ASHA records it at those rungs (`compare_with_start_points`).
         """
         if self.progress.epochs or (self.config.get(START_POINT) and not self.ctx.start_points_compared):
             return {}
