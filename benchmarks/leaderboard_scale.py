@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness import TrialRecord, load_leaderboard
-from harness import _leaderboard as lb
+from harness._results import leaderboard as lb
 
 
 def fake_record(study: str, i: int, rng: random.Random) -> TrialRecord:

@@ -12,7 +12,8 @@ spec = spec.with_overrides(
     study="digits_pareto",
     objective=[{"metric": "val_accuracy"}, {"metric": "params"}],  # max accuracy, min parameters
     constraints={"params": {"max": 50_000}},  # and nothing over 50k parameters
-    **{"search.trials": 4, "search.max_epochs": 3},
+    # ASHA stops trials on one metric: a multi-objective search runs each trial to its end
+    **{"search.trials": 4, "search.max_epochs": 3, "search.scheduler.name": "none"},
 )
 study = harness.search(spec, results="results")
 for trial in study.best_trials:  # the Pareto front, best first

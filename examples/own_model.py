@@ -31,6 +31,7 @@ def build(hp):
 
 spec = {"study": "my_model", "dataset": {"name": "digits"}, "search": {"trials": 3, "max_epochs": 3}}
 study = harness.search(spec, model=build, results="results")
-print(study.to_pandas().filter(regex="^(trial_id|status|val_accuracy|hp_)"))
+rows = study.to_pandas().filter(regex="^(trial_id|status|val_accuracy|hp_)").dropna(axis=1, how="all")
+print(rows.to_string())  # the model's own hyperparameters, as typed hp_* columns
 model = study.load_model()
 print(f"the best model has {model.count_params():,} parameters")

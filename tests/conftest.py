@@ -63,7 +63,7 @@ def strict_searches(monkeypatch: pytest.MonkeyPatch) -> None:
 def fake_gpus_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     """Take Ray's fake GPUs (`fake_gpu_ray`) as real for one test of packing: the search skips its
     probe for a CUDA device and trains on the CPU backend."""
-    from harness import _search
+    from harness._search import search as _search
     from harness._trial.devices import provisional_backend
 
     monkeypatch.setattr(
