@@ -53,6 +53,8 @@ def test_each_trial_is_one_mlflow_run_with_its_params_curves_metrics_and_kept_mo
         else:
             assert artifacts == []
     assert frame["model_path"].notna().sum() == 1
+    assert not (tmp_path / "mlruns").exists()  # nothing lands in the folder the search ran from
+    assert list((tmp_path / "r" / "mlflow-artifacts").rglob("*.keras"))  # but under the results
 
 
 def test_a_rewritten_trial_replaces_its_run(tmp_path, record):

@@ -54,6 +54,10 @@ def test_the_report_holds_every_section_and_each_image_decodes(results, tmp_path
         image.load()
         assert image.size[0] > 100 and image.size[1] > 100
     assert not re.search(r'(src|href)="https?:', page)  # nothing fetched: opens offline
+    figures = re.findall(r'<figure><img alt="([^"]+)" src=[^>]+><figcaption>([^<]+)</figcaption>', page)
+    assert len(figures) == len(images)  # each figure says what it is, to a reader and a screen reader
+    assert all(alt == caption and len(alt.split()) > 5 for alt, caption in figures)
+    assert "<h3>Confusion matrix</h3>" in page
     baselines = _baselines(load_leaderboard(results), "digits", exclude=["rs"])
     assert baselines.keys() == {"rs_baseline"}  # its line is drawn
 

@@ -66,16 +66,36 @@ def build_report(
     frame = everything[everything["study"] == study].reset_index(drop=True)
     curves = every_curve[every_curve["study"] == study]
     best = frame.iloc[0]
-    anytime = _figure(lambda ax: _anytime(ax, everything, every_curve, [study, *compare]))
+    anytime = _figure(
+        lambda ax: _anytime(ax, everything, every_curve, [study, *compare]),
+        "Best validation accuracy any epoch had reached, against seconds since the run started: "
+        "one line per run of each study shown; dashed grey lines are baseline studies on the "
+        "same dataset.",
+    )
     sections = [
         Section("top", f"Top {top} trials", _table(frame.head(top))),
         Section("anytime", "Best validation accuracy so far", anytime),
         Section(
             "learning",
             "Learning curves of the top trials",
-            _figure(lambda ax: _learning(ax, frame, curves), 2),
+            _figure(
+                lambda ax: _learning(ax, frame, curves),
+                "Validation accuracy (left) and validation loss (right) after each epoch of the "
+                "top five trials.",
+                panels=2,
+            ),
         ),
-        Section("pareto", "Pareto fronts", _figure(lambda ax: _pareto(ax, frame), panels=2)),
+        Section(
+            "pareto",
+            "Pareto fronts",
+            _figure(
+                lambda ax: _pareto(ax, frame),
+                "Validation accuracy against parameter count (left) and training seconds (right) "
+                "of the completed trials; the red steps join the trials that no other trial "
+                "beats on both axes.",
+                panels=2,
+            ),
+        ),
         *_optuna_sections(results_dir, frame),
         Section("best", f"Best trial: {best['trial_id']}", _best_trial(best, results_dir, data_dir, data)),
     ]
@@ -112,7 +132,7 @@ def _table(frame: pd.DataFrame, columns: Sequence[str] = TOP_COLUMNS) -> str:
     return str(shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0))
 
 
-def _figure(draw: Callable[[Any], None], panels: int = 1) -> str:
+def _figure(draw: Callable[[Any], None], caption: str, panels: int = 1) -> str:
     """Run `draw` on fresh axes and embed the figure as a base64 PNG. A `Figure` of its own, not
     pyplot's: the caller's backend and open figures (a notebook's) are left alone."""
     from matplotlib.figure import Figure
@@ -120,17 +140,23 @@ def _figure(draw: Callable[[Any], None], panels: int = 1) -> str:
     fig = Figure(figsize=(6 * panels, 4))
     axes = fig.subplots(1, panels, squeeze=False)
     draw(axes[0] if panels > 1 else axes[0][0])
-    return _embed(fig)
+    return _embed(fig, caption)
 
 
-def _embed(fig: Figure) -> str:
+def _embed(fig: Figure, caption: str) -> str:
+    """The figure as an inline PNG whose `alt` and caption say what it shows: a reader (or a
+    screen reader) never has to guess what a heatmap is."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # slice axes: "not compatible with tight_layout"
         fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="figure" src="data:image/png;base64,{data}">'
+    text = html.escape(caption)
+    return (
+        f'<figure><img alt="{text}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{text}</figcaption></figure>"
+    )
 
 
 def _anytime(ax: Any, everything: pd.DataFrame, curves: pd.DataFrame, studies: Sequence[str]) -> None:
@@ -213,7 +239,11 @@ def _optuna_sections(results_dir: Results, frame: pd.DataFrame) -> list[Section]
     first = ax.flat[0] if isinstance(ax, np.ndarray) else ax
     figure = first.get_figure(root=True)
     assert figure is not None  # axes drawn by Optuna belong to a figure
-    slices = _embed(figure)
+    slices = _embed(
+        figure,
+        "The objective of each completed trial against each sampled parameter that varied "
+        "(Optuna's slice plot; the colour is the trial's number).",
+    )
     plt.close(figure)  # Optuna draws through pyplot: close what it opened, nothing else
     return [
         Section("importance", "Hyperparameter importances (Optuna, fANOVA)", _table(table, table.columns)),
@@ -233,11 +263,25 @@ def _best_trial(row: pd.Series, results_dir: Results, data_dir: str | Path | Non
         return f"<p>Not evaluated here: {html.escape(str(exc))}</p>"
     title = f"{row['study']} / {row['trial_id']}: test accuracy {evaluation.accuracy:.4f}"
     mistakes = evaluation.misclassified
-    grid = _embed(misclassified_figure(mistakes)) if mistakes is not None and len(mistakes.images) else ""
+    confusion = _embed(
+        confusion_figure(evaluation.confusion, title),
+        f"Confusion matrix of {row['trial_id']} on the test set: rows are the true classes, "
+        "columns the predicted ones, so the diagonal counts the correct predictions.",
+    )
+    grid = (
+        "<h3>Misclassified test images</h3>"
+        + _embed(
+            misclassified_figure(mistakes),
+            "Test images the best trial got wrong, each titled with its predicted and true class.",
+        )
+        if mistakes is not None and len(mistakes.images)
+        else ""
+    )
     return (
-        _table(evaluation.per_class, evaluation.per_class.columns)
-        + _embed(confusion_figure(evaluation.confusion, title))
-        + "<h3>Misclassified test images (predicted, true)</h3>"
+        "<h3>Per-class precision, recall and F1 on the test set</h3>"
+        + _table(evaluation.per_class, evaluation.per_class.columns)
+        + "<h3>Confusion matrix</h3>"
+        + confusion
         + grid
     )
 

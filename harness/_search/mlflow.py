@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness._errors import ArgumentError, HarnessError
@@ -29,16 +30,25 @@ FINAL_METRICS = {  # MLflow name -> row field; `best_*` are the selected epoch's
     "test_loss": "test_loss", "params": "params", "epochs_run": "epochs_run", "best_epoch": "best_epoch",
     "train_time_s": "train_time_s", "total_time_s": "total_time_s", "steady_epoch_s": "steady_epoch_s",
 }  # fmt: skip
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+"""Stores whose experiments would keep their artifacts in `./mlruns`, in whatever folder the
+driver was started from; harness gives them a folder under the results instead."""
 _RUN_STATUS = {TrialStatus.COMPLETED: "FINISHED", TrialStatus.PRUNED: "KILLED", TrialStatus.FAILED: "FAILED"}
 log = logging.getLogger("harness")
 
 
 @dataclass
 class MlflowLogger:
-    """Logs trials to the tracking store at `uri`, under the experiment `experiment` (the study)."""
+    """Logs trials to the tracking store at `uri`, under the experiment `experiment` (the study).
+
+    `artifacts`: where a new experiment in a database store keeps its models (a folder or
+    bucket prefix under the results). File stores keep them inside the store, and a tracking
+    server decides for itself, so neither is told.
+    """
 
     uri: str
     experiment: str
+    artifacts: Location | None = None
     _client: MlflowClient | None = field(default=None, repr=False)
     _experiment_id: str | None = field(default=None, repr=False)
 
@@ -115,5 +125,14 @@ class MlflowLogger:
         if self._experiment_id is None:
             client = self._connect()
             found = client.get_experiment_by_name(self.experiment)
-            self._experiment_id = found.experiment_id if found else client.create_experiment(self.experiment)
+            self._experiment_id = (
+                found.experiment_id
+                if found
+                else client.create_experiment(self.experiment, artifact_location=self._artifact_location())
+            )
         return self._experiment_id
+
+    def _artifact_location(self) -> str | None:
+        if self.artifacts is None or self.uri.split(":", 1)[0].split("+", 1)[0] not in DATABASE_SCHEMES:
+            return None
+        return Path(self.artifacts.uri).as_uri() if self.artifacts.local else self.artifacts.uri

@@ -108,7 +108,7 @@ def run_search(
     spec, builder = _builder(spec, model, provisional_backend(requested))
     results = Location.of(results_dir)
     run_dir = _run_dir(results, spec, resume)
-    tracker = _mlflow(mlflow, spec.study)
+    tracker = _mlflow(mlflow, spec.study, results)
     dataset = load_dataset(spec.dataset, data_dir=data_dir, seed=spec.search.seed, data=data)
     env = {
         **worker_env(provisional_backend(requested)),
@@ -158,13 +158,14 @@ def _fit(tuner: Any, results: Location) -> None:
         raise full from None
 
 
-def _mlflow(uri: str | None, study: str) -> MlflowLogger | None:
-    """The MLflow store, checked before any work (its package and reachability)."""
+def _mlflow(uri: str | None, study: str, results: Location) -> MlflowLogger | None:
+    """The MLflow store, checked before any work (its package and reachability); a database
+    store's models go under the results, never into the folder the driver started in."""
     if uri is None:
         return None
     from harness._search.mlflow import MlflowLogger
 
-    tracker = MlflowLogger(uri, experiment=study)
+    tracker = MlflowLogger(uri, experiment=study, artifacts=results / "mlflow-artifacts")
     tracker.check()
     return tracker
 

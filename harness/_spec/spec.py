@@ -42,11 +42,9 @@ OWN_DATA = ("image_folder", "arrays")
 
 _ONE, _MANY = "(one objective)", "(objectives)"
 """Tags of `objective`'s two forms; left out of error locations."""
-CPU_BFLOAT16_SLOWDOWN = "1.22x"
-"""Epoch time of mixed_bfloat16 over float32 on a CPU (benchmarks/precision.py, last measured)."""
 MIXED_ON_CPUS = (
-    f"is for GPU trials only (on CPUs bfloat16 trained {CPU_BFLOAT16_SLOWDOWN} slower than float32, "
-    "measured: benchmarks/README.md)"
+    "is for GPU trials only (on CPUs bfloat16 trained slower than float32: docs/benchmarks.md, "
+    '"Mixed precision on CPU")'
 )
 
 
