@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -64,3 +66,16 @@ def test_a_ray_the_caller_started_is_used_and_what_it_leaves_out_is_said(local_r
     quiet = Console(record=True)
     init_ray(None, {"KERAS_BACKEND": "jax"}, quiet)
     assert quiet.export_text() == ""
+
+
+def test_an_address_where_nothing_answers_is_refused_in_seconds(tmp_path, write_spec):
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = run_cli(
+        "search", str(write_spec()), "--address", f"127.0.0.1:{port}", "--results", str(tmp_path / "r")
+    )
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "--address must name a running Ray cluster" in out.stderr
+    assert f"nothing answered at 127.0.0.1:{port}" in out.stderr
+    assert not (tmp_path / "r" / "leaderboard").exists()  # refused before any work

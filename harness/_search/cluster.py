@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from harness._errors import ArgumentError
 from harness._storage import STORAGE_ENV, secret
 
 AUTH_MODE = "RAY_AUTH_MODE"
+JOIN_PROBE_S = 10.0
+"""How long a cluster's head may take to accept a connection before `--address` is refused."""
 
 
 def init_ray(address: str | None, env: dict[str, str], console: Console) -> list[dict[str, float]]:
@@ -61,6 +64,8 @@ def _start_ray(address: str | None, env: dict[str, str], console: Console) -> No
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if address is None:
         _require_token(console)
+    else:
+        _check_reachable(address)
     try:
         ray.init(
             address=address,
@@ -72,7 +77,7 @@ def _start_ray(address: str | None, env: dict[str, str], console: Console) -> No
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ArgumentError(
             "address", f"must name a running Ray cluster (`ray status` on its head node), or be left "
-            f"out to run locally; joining failed with {type(exc).__name__}: {exc}", address,
+            f"out to run locally; joining failed with {type(exc).__name__}: {exc}{_token_hint()}", address,
         ) from None  # fmt: skip
     finally:
         _owner_only(token_path())
@@ -87,6 +92,33 @@ def _require_token(console: Console) -> None:
             f"warning: {AUTH_MODE}={mode}: this search's Ray accepts work from anyone who can reach "
             f"this machine's network ports; unset {AUTH_MODE} to require Ray's token.", style="yellow",
         ))  # fmt: skip
+
+
+def _check_reachable(address: str) -> None:
+    """A `host:port` where nothing answers fails here in seconds: Ray's own join retries for
+    minutes before it gives up. `auto`, `local` and `ray://` addresses are Ray's to resolve."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=JOIN_PROBE_S).close()
+    except OSError as exc:
+        raise ArgumentError(
+            "address", f"must name a running Ray cluster (`ray status` on its head node prints its "
+            f"address), or be left out to run locally; nothing answered at {address} "
+            f"({type(exc).__name__}: {exc})", address,
+        ) from None  # fmt: skip
+
+
+def _token_hint() -> str:
+    """Ray 2.60's `ray start` requires a token, and a driver without `RAY_AUTH_MODE=token` fails
+    to join with only a ConnectionError (the InvalidAuthToken is in Ray's log lines)."""
+    if os.environ.get(AUTH_MODE, "").lower() == "token":
+        return ""
+    return (
+        f". A cluster started with {AUTH_MODE}=token (Ray's `ray start` requires a token) needs it "
+        f"here too: `export {AUTH_MODE}=token`, with the head's {token_path()} copied to this machine"
+    )
 
 
 def token_path() -> Path:
