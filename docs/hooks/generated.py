@@ -120,10 +120,12 @@ def cli_reference() -> str:
     """Each command's usage and options, as `--help` prints them."""
     group: Any = typer.main.get_command(app)
     context = type(group).context_class
-    out: list[str] = []
     with context(group, info_name="harness") as ctx:
-        for name in group.list_commands(ctx):
-            command = group.get_command(ctx, name)
+        commands = {name: group.get_command(ctx, name) for name in group.list_commands(ctx)}
+        out = ["| command | what it does |", "| --- | --- |"]
+        out += [f"| [`{name}`](#harness-{name}) | {(c.help or '').strip()} |" for name, c in commands.items()]
+        out.append("")
+        for name, command in commands.items():
             sub = context(command, info_name=name, parent=ctx)
             usage = " ".join(["harness", name, *command.collect_usage_pieces(sub)])
             out += [f"## `harness {name}`", "", (command.help or "").strip(), "", "```text", usage, "```", ""]

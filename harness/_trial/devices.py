@@ -55,7 +55,10 @@ def cpu_backend() -> str:
     for backend in BACKENDS:
         if installed(backend):
             return backend
-    raise HarnessError("no Keras backend is installed; `pip install -e .` installs TensorFlow.")
+    raise HarnessError(
+        "no Keras backend is installed: `pip install -e .` installs TensorFlow on Linux only; "
+        "elsewhere install JAX with `pip install -e '.[jax]'` (or PyTorch with '.[torch]')."
+    )
 
 
 def provisional_backend(requested: str) -> str:
