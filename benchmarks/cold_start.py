@@ -107,6 +107,8 @@ VARIANTS: dict[str, dict[str, object]] = {
     "harness-compared": {"search.scheduler.compare_with_start_points": True},
     "harness-paced": {"search.first_report_s": 60.0},
     "harness-both": {"search.scheduler.compare_with_start_points": True, "search.first_report_s": 60.0},
+    "harness-whole-4": {"resources.whole_node_trials": 4},  # the probe and 3 sampled trials, in turn
+    "harness-whole-8": {"resources.whole_node_trials": 8},
 }
 """harness with one setting changed, by tool name."""
 

@@ -50,6 +50,21 @@ def test_trials_ask_ray_for_their_share_and_start_points_for_theirs():
     assert trial_cpus(None) is None  # a trial Ray has not placed yet
 
 
+def test_the_run_s_first_trials_get_a_whole_node_when_asked():
+    placement = place(spec({"whole_node_trials": 3}, max_concurrent=4), [{"CPU": 8.0}])
+    cpus = [trial_cpus(trial_resources({"trial_number": n}, placement=placement)) for n in range(5)]
+    assert cpus == [8, 8, 8, 2, 2]  # one after another on every core, then the shares
+    default = place(spec(max_concurrent=4), [{"CPU": 8.0}])
+    assert trial_cpus(trial_resources({"trial_number": 0}, placement=default)) == 2  # off by default
+
+
+def test_whole_node_trials_with_a_fixed_cpu_share_is_a_spec_error():
+    with pytest.raises(ValueError, match="whole_node_trials applies to cpus_per_trial: auto only"):
+        spec({"cpus_per_trial": 1, "whole_node_trials": 2})
+    assert spec({"whole_node_trials": 0}).spec_hash() != spec().spec_hash()  # asked for: hashed
+    assert spec({"whole_node_trials": None}).spec_hash() == spec().spec_hash()  # left out: the old hash
+
+
 def test_fixed_values_are_checked_against_the_cluster():
     fixed = spec().model_copy(
         update={"resources": spec().resources.model_copy(update={"cpus_per_trial": 3.0})}

@@ -384,3 +384,17 @@ def test_a_cold_search_s_probe_trains_first_on_every_core_and_is_never_pruned(tm
     assert probe["hp_conv_blocks"] == 1 and probe["hp_filters_1"] == 4  # the cheap ends of the space
     assert probe["status"] == "completed" and probe["epochs_run"] == 3 and probe["cpus"] == 2
     assert len(frame) == 3 and (frame.iloc[1:]["cpus"] == 1).all()
+
+
+def test_the_run_s_first_trials_run_one_after_another_on_every_core(tmp_path, write_spec):
+    """`resources.whole_node_trials`: the probe and the first sampled trial each get the whole
+    machine, in turn; the trials after them share it."""
+    search = {"trials": 4, "max_epochs": 2, "seed": 0, "probe": True, "scheduler": {"name": "none"}}
+    path = write_spec(search=search, resources={"cpus_per_trial": "auto", "whole_node_trials": 2})
+    out = run_cli("search", str(path), "--results", str(tmp_path / "r"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    frame = load_leaderboard(tmp_path / "r").sort_values("started_at").reset_index(drop=True)
+    assert frame["cpus"].tolist() == [2, 2, 1, 1]
+    for before, after in ((0, 1), (1, 2)):  # the whole machine: one after the other trained
+        fitted = frame.loc[before, "started_at"] + pd.Timedelta(seconds=frame.loc[before, "train_time_s"])
+        assert frame.loc[after, "started_at"] >= fitted

@@ -23,6 +23,7 @@ class Placement:
     cpus: float
     gpus: float
     start_cpus: float  # start points run first and to completion: with `auto`, a whole node each
+    whole_node_trials: int = 0  # the run's first trials (by number) get `start_cpus` too
 
 
 def place(spec: SearchSpec, nodes: Sequence[Mapping[str, float]]) -> Placement:
@@ -32,9 +33,10 @@ def place(spec: SearchSpec, nodes: Sequence[Mapping[str, float]]) -> Placement:
     for the smallest whole k that fits `min(max_concurrent, trials)` trials on the cluster's
     GPUs (without `max_concurrent`, one trial per GPU). CPUs: the cluster's over the trials
     that run at once, at least one, and never more than one node has (a trial runs on one
-    node). On CPUs, start points and a lone trial get every core of the largest node: they
-    are the search's floor, and nothing reported before the first of them ends is worth as
-    much. GPU trials keep their share (the GPU does their work).
+    node). On CPUs, start points, a lone trial and the run's first `whole_node_trials` get
+    every core of the largest node: they are the search's floor, and nothing reported before
+    the first of them ends is worth as much. GPU trials keep their share (the GPU does their
+    work).
     """
     gpus = _gpu_share(spec, nodes)
     if spec.mixed_precision and not gpus:  # `auto` found no GPU
@@ -54,7 +56,9 @@ def place(spec: SearchSpec, nodes: Sequence[Mapping[str, float]]) -> Placement:
         start_cpus = cpus if gpus else float(max(1, math.floor(node_cpus)))
     else:
         cpus = start_cpus = float(wanted)
-    placement = Placement(cpus=cpus, gpus=gpus, start_cpus=start_cpus)
+    placement = Placement(
+        cpus=cpus, gpus=gpus, start_cpus=start_cpus, whole_node_trials=spec.resources.whole_node_trials or 0
+    )
     for key, name, need in (
         ("CPU", "cpus_per_trial", placement.cpus),
         ("GPU", "gpus_per_trial", placement.gpus),
@@ -109,7 +113,9 @@ def trial_resources(config: Mapping[str, Any], *, placement: Placement) -> Place
     """
     from ray.tune.execution.placement_groups import PlacementGroupFactory
 
-    cpus = placement.start_cpus if config.get(START_POINT) else placement.cpus
+    number = int(config.get(TRIAL_NUMBER, 0))
+    first = config.get(START_POINT) or number < placement.whole_node_trials
+    cpus = placement.start_cpus if first else placement.cpus
     bundle = {"CPU": cpus, "GPU": placement.gpus} if placement.gpus else {"CPU": cpus}
-    generation = int(config.get(TRIAL_NUMBER, 0)) // WORKER_GENERATION
+    generation = number // WORKER_GENERATION
     return PlacementGroupFactory([{**bundle, "memory": generation + 1}])

@@ -368,6 +368,22 @@ class Resources(_Strict):
     gpus_per_trial: Annotated[float, Field(ge=0)] | Literal["auto"] = Field(
         "auto", description="`auto`: none without GPUs, else 1/k of a GPU so that the concurrent trials fit."
     )
+    whole_node_trials: int | None = Field(
+        None,
+        ge=0,
+        description="CPU trials with `cpus_per_trial: auto`: the first this many trials of a run (the "
+        "probe and start points included) each get a whole node, one after another, so the first "
+        "comparisons come sooner; later trials share the cluster (null: 0).",
+    )
+
+    @model_validator(mode="after")
+    def _whole_node_needs_auto(self) -> Resources:
+        if self.whole_node_trials and self.cpus_per_trial != "auto":
+            raise ValueError(
+                "resources.whole_node_trials applies to cpus_per_trial: auto only (a fixed share is "
+                f"kept by every trial); got cpus_per_trial {self.cpus_per_trial}. Remove one of them"
+            )
+        return self
 
 
 ADDED_LATER = (
@@ -377,6 +393,7 @@ ADDED_LATER = (
     ("search", "probe"),
     ("search", "scheduler", "first_epoch_rungs"),
     ("search", "scheduler", "compare_with_start_points"),
+    ("resources", "whole_node_trials"),
     ("dataset", "test_split"),
     ("dataset", "digest"),
     ("model",),
