@@ -268,22 +268,19 @@ def _best_trial(row: pd.Series, results_dir: Results, data_dir: str | Path | Non
         f"Confusion matrix of {row['trial_id']} on the test set: rows are the true classes, "
         "columns the predicted ones, so the diagonal counts the correct predictions.",
     )
-    grid = (
-        "<h3>Misclassified test images</h3>"
-        + _embed(
-            misclassified_figure(mistakes),
-            "Test images the best trial got wrong, each titled with its predicted and true class.",
-        )
-        if mistakes is not None and len(mistakes.images)
-        else ""
-    )
-    return (
+    page = (
         "<h3>Per-class precision, recall and F1 on the test set</h3>"
         + _table(evaluation.per_class, evaluation.per_class.columns)
         + "<h3>Confusion matrix</h3>"
         + confusion
-        + grid
     )
+    if mistakes is None or not len(mistakes.images):
+        return page
+    grid = _embed(
+        misclassified_figure(mistakes),
+        "Test images the best trial got wrong, each titled with its predicted and true class.",
+    )
+    return page + "<h3>Misclassified test images</h3>" + grid
 
 
 def _compare_table(everything: pd.DataFrame, studies: Sequence[str]) -> str:

@@ -75,10 +75,8 @@ def _start_ray(address: str | None, env: dict[str, str], console: Console) -> No
             logging_level=logging.ERROR,
         )
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ArgumentError(
-            "address", f"must name a running Ray cluster (`ray status` on its head node), or be left "
-            f"out to run locally; joining failed with {type(exc).__name__}: {exc}{_token_hint()}", address,
-        ) from None  # fmt: skip
+        why = f"joining failed with {type(exc).__name__}: {exc}{_token_hint()}"
+        raise _not_a_cluster(address, why) from None
     finally:
         _owner_only(token_path())
 
@@ -103,11 +101,15 @@ def _check_reachable(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=JOIN_PROBE_S).close()
     except OSError as exc:
-        raise ArgumentError(
-            "address", f"must name a running Ray cluster (`ray status` on its head node prints its "
-            f"address), or be left out to run locally; nothing answered at {address} "
-            f"({type(exc).__name__}: {exc})", address,
-        ) from None  # fmt: skip
+        why = f"nothing answered at {address} ({type(exc).__name__}: {exc})"
+        raise _not_a_cluster(address, why) from None
+
+
+def _not_a_cluster(address: str | None, why: str) -> ArgumentError:
+    return ArgumentError(
+        "address", f"must name a running Ray cluster (`ray status` on its head node prints its "
+        f"address), or be left out to run locally; {why}", address,
+    )  # fmt: skip
 
 
 def _token_hint() -> str:
