@@ -95,13 +95,21 @@ def run_harness(spec_path: str, scheduler: str, budget: float, out: Path) -> lis
     cmd = [sys.executable, "-m", "harness", "search", spec_path, "--results", str(results),
            "--time-budget", str(budget), "--study", f"anytime-{scheduler}"]  # fmt: skip
     subprocess.run(cmd, capture_output=True, text=True, timeout=budget + 600, check=False)
-    points = []
+    return epoch_points(results, t0)[0]
+
+
+def epoch_points(results: Path, t0: float) -> tuple[list[tuple[float, float]], int]:
+    """Each whole epoch's (seconds since t0, validation accuracy) from Ray's per-trial results,
+    as the peers log them, and the trials. Rung reports inside the first epoch and the final
+    report of a trial cut before any epoch (no `epoch`, accuracy NaN) are left out."""
+    points, trials = [], 0
     for result_file in results.glob("runs/*/run-*/*/result.json"):
+        trials += 1
         for line in result_file.read_text().splitlines():
             row = json.loads(line)
-            if row.get("val_accuracy") is not None:
+            if row.get("val_accuracy") is not None and row.get("epoch") is not None:
                 points.append((float(row["timestamp"]) - t0, float(row["val_accuracy"])))
-    return points
+    return points, trials
 
 
 def run_kerastuner(spec_path: str, budget: float, out: Path) -> list[tuple[float, float]]:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from anytime import KERASTUNER, best_by
+from anytime import KERASTUNER, best_by, epoch_points
 
 from harness import load_spec
 
@@ -124,14 +124,7 @@ def run_harness(
            "--time-budget", str(budget), "--seed", str(seed)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=budget + 900, check=False)
     (out / f"{name}.log").write_text(done.stdout + done.stderr)
-    points, trials = [], 0
-    for result_file in results.glob("runs/*/run-*/*/result.json"):
-        trials += 1
-        for line in result_file.read_text().splitlines():
-            row = json.loads(line)
-            if row.get("val_accuracy") is not None and row.get("epoch") is not None:  # epochs, as peers log
-                points.append((float(row["timestamp"]) - t0, float(row["val_accuracy"])))
-    return points, trials
+    return epoch_points(results, t0)
 
 
 def run_logged(code: str, spec_path: str, budget: float, out: Path, name: str) -> list[dict[str, float]]:
