@@ -31,7 +31,7 @@ from tempfile import TemporaryDirectory
 
 import pandas as pd
 
-from harness import load_spec, run_search
+from harness import SearchSpec, load_spec, run_search
 from harness._data import load_dataset
 
 
@@ -74,9 +74,16 @@ def utilisation(samples: list[float], every_s: float = 0.2) -> Iterator[None]:
 
 
 def level(
-    spec_path: str, study: str, per_gpu: int, gpus: int, trials: int, epochs: int, results: Path
+    base: SearchSpec,
+    study: str,
+    per_gpu: int,
+    gpus: int,
+    trials: int,
+    epochs: int,
+    results: Path,
+    n_train: int,
 ) -> dict[str, float]:
-    spec = load_spec(spec_path).with_overrides(
+    spec = base.with_overrides(
         **{
             "study": study,  # one per level: a repeated level must not resume an earlier one
             "search.trials": trials,
@@ -94,7 +101,6 @@ def level(
     with utilisation(samples):
         frame = run_search(spec, results_dir=results)
     wall = time.perf_counter() - t0
-    n_train = len(load_dataset(spec.dataset, seed=spec.search.seed).x_train)
     return {
         "trials_per_gpu": per_gpu,
         "gpus_per_trial": float(frame["gpus"].iloc[0]),
@@ -117,15 +123,17 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=3)
     args = parser.parse_args()
     gpus = gpu_count()
+    spec = load_spec(args.spec)
+    n_train = len(load_dataset(spec.dataset, seed=spec.search.seed).x_train)  # once: every level trains on it
     rows = []
     with TemporaryDirectory() as folder:
         results = Path(folder)
         # Not reported: the same seeded configurations for one epoch each fill JAX's compile
         # cache, which the first level would otherwise pay for alone.
-        level(args.spec, "warmup", max(args.packs), gpus, args.trials, 1, results)
+        level(spec, "warmup", max(args.packs), gpus, args.trials, 1, results, n_train)
         for i, per_gpu in enumerate(args.packs):
             study = f"pack{i}-{per_gpu}"
-            rows.append(level(args.spec, study, per_gpu, gpus, args.trials, args.max_epochs, results))
+            rows.append(level(spec, study, per_gpu, gpus, args.trials, args.max_epochs, results, n_train))
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     table["speedup"] = (table["samples_per_s"] / table["samples_per_s"].iloc[0]).round(2)
